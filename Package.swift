@@ -1,0 +1,44 @@
+// swift-tools-version: 6.1
+import PackageDescription
+
+// librdkafka >= 2.1.1 is built by scripts/setup.sh and found through pkg-config (the Makefile sets
+// PKG_CONFIG_PATH); it is linked statically so the binaries need no librdkafka at run time.
+let package = Package(
+    name: "kflow",
+    platforms: [.macOS(.v13)],
+    products: [
+        .executable(name: "kflow-master", targets: ["kflow-master"]),
+        .executable(name: "kflow-worker", targets: ["kflow-worker"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/apple/swift-configuration", from: "1.0.0"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
+    ],
+    targets: [
+        // C shims, each small and on its own.
+        .systemLibrary(name: "CRdKafka", pkgConfig: "kflow-rdkafka"),
+        .systemLibrary(name: "CSystemd", pkgConfig: "libsystemd"),
+        .target(name: "CKflowShims"),
+
+        .target(
+            name: "Shared",
+            dependencies: [
+                "CRdKafka", "CKflowShims",
+                .product(name: "Configuration", package: "swift-configuration"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        .executableTarget(
+            name: "kflow-master",
+            dependencies: [
+                "Shared", "CSystemd", "CKflowShims",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]
+        ),
+        .executableTarget(name: "kflow-worker", dependencies: ["Shared", "CKflowShims"]),
+        // Decode + JSON encode without Kafka, flows/s on one core (issue: speed).
+        .executableTarget(name: "kflow-microbench", dependencies: ["Shared"], path: "Benchmarks/Microbench"),
+        .testTarget(name: "SharedTests", dependencies: ["Shared"]),
+    ]
+)
