@@ -36,5 +36,9 @@ test: setup
 bench: build
 	KFLOW_BIN="$(RELEASE_BIN)" $(PYTHON) bench/run.py
 
+# The Debian package (out/deb/kflow_VERSION_ARCH.deb); see docs/PACKAGING.md.
+deb: setup
+	@bash scripts/deb.sh
+
 clean:
 	rm -rf .build .build-* out

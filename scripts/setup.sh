@@ -8,7 +8,7 @@ DEPS=${KFLOW_DEPS:-/opt/kflow-deps}
 RDKAFKA_VERSION=2.8.0
 RDKAFKA_PREFIX=$DEPS/librdkafka-$RDKAFKA_VERSION
 VENV=$DEPS/venv
-STAMP=$DEPS/.setup-v4
+STAMP=$DEPS/.setup-v5
 
 log() { printf 'setup: %s\n' "$*" >&2; }
 
@@ -27,6 +27,8 @@ APT_PACKAGES=(
   libssl-dev zlib1g-dev libzstd-dev liblz4-dev libsystemd-dev
   # test tools and peers
   python3-venv softflowd tshark kcat pmacct nfdump tcpdump iproute2 procps prometheus
+  # the Debian package and its test under a booted systemd (scripts/deb.sh, Tests/system)
+  debhelper fakeroot lintian debootstrap systemd-container
 )
 
 missing=()
