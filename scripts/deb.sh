@@ -32,25 +32,25 @@ for exe in kflow-master kflow-worker; do
   fi
 done
 
-# The conffile documents every key at its default; a key the binary knows but the file lacks, or a
-# default that differs, means the file is stale.
-if "$bin/kflow-master" --print-config >"$scratch/print-config.txt" 2>/dev/null; then
-  stale=0
-  while IFS= read -r line; do
-    case "$line" in ''|'#'*) continue ;; esac
-    grep -qxF "#$line" packaging/kflow.properties || { log "packaging/kflow.properties lacks '#$line'"; stale=1; }
-  done <"$scratch/print-config.txt"
-  [ "$stale" -eq 0 ] || fail "packaging/kflow.properties is out of date with kflow-master --print-config"
-else
-  log "warning: kflow-master --print-config is not available yet; conffile not checked against it"
-fi
-
 version=$(dpkg-parsechangelog -l packaging/debian/changelog -S Version)
 stage=$outdir/kflow-$version
 rm -rf "$stage"
 mkdir -p "$stage/bin"
 cp -a packaging/. "$stage/"
 install -m 0755 "$bin/kflow-master" "$bin/kflow-worker" "$stage/bin/"
+
+# The conffile is the master's own reference configuration (every key, its comment, its default) with
+# each setting commented out, so it can never disagree with the binary it ships with.
+reference=$("$bin/kflow-master" --print-reference) \
+  || fail "kflow-master --print-reference failed; it is the source of /etc/kflow/kflow.properties"
+grep -qE '^[a-z][a-z0-9.]*=' <<<"$reference" || fail "kflow-master --print-reference printed no key=value line"
+{
+  printf '%s\n' "# /etc/kflow/kflow.properties: read by kflow.service (kflow-master --config this file)." \
+    "# Every setting is listed below, commented out, at its built-in default: uncomment a line to change it," \
+    "# then run 'kflow-master --check-config --config /etc/kflow/kflow.properties' and 'systemctl reload kflow'." \
+    "#"
+  sed -E 's/^([a-z][a-z0-9.]*=)/#\1/' <<<"$reference"
+} >"$stage/kflow.properties"
 
 log "dpkg-buildpackage in $stage"
 (cd "$stage" && dpkg-buildpackage -b -uc -us >&2)
