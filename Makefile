@@ -7,7 +7,7 @@ SWIFT_BUILD := swift build --scratch-path $(SCRATCH)
 RELEASE_BIN = $(shell $(SWIFT_BUILD) -c release --show-bin-path 2>/dev/null)
 PYTHON := $(DEPS)/venv/bin/python
 
-.PHONY: setup build debug run test unit e2e bench deb clean
+.PHONY: setup build debug run test unit e2e bench gen deb clean
 
 setup:
 	@bash scripts/setup.sh
@@ -33,8 +33,16 @@ test: setup
 	$(MAKE) unit
 	$(MAKE) e2e
 
-bench: build
-	KFLOW_BIN="$(RELEASE_BIN)" $(PYTHON) bench/run.py
+# Side-by-side benchmark against nfacctd (docs/BENCHMARKS.md); BENCH_ARGS="--rates 100k,200k ..." to vary it.
+bench: build gen
+	KFLOW_BIN="$(RELEASE_BIN)" $(PYTHON) bench/run.py $(BENCH_ARGS)
+
+# The IPFIX load generator (tools/ipfix-gen), built into out/.
+gen: out/ipfix-gen
+
+out/ipfix-gen: tools/ipfix-gen/ipfix-gen.c
+	@mkdir -p out
+	cc -O2 -Wall -Wextra -o $@ $<
 
 # The Debian package (out/deb/kflow_VERSION_ARCH.deb); see docs/PACKAGING.md.
 deb: setup

@@ -71,6 +71,7 @@ struct options {
     uint32_t domain_base;
     int source_port_base;   /* 0 = kernel-chosen ports */
     int sndbuf;
+    uint8_t src_net;        /* first octet of IPv4 source addresses: lets a counter tell two runs apart */
 };
 
 struct exporter {
@@ -156,7 +157,7 @@ static uint8_t *put_record(uint8_t *p, uint64_t i, bool v6, const struct options
         memcpy(p, src, 16); p += 16;
         memcpy(p, dst, 16); p += 16;
     } else {
-        p = put32(p, 0x0a000000u | (uint32_t)(key & 0xffffff));           /* 10.0.0.0/8 */
+        p = put32(p, (uint32_t)o->src_net << 24 | (uint32_t)(key & 0xffffff));   /* 10.0.0.0/8 by default */
         p = put32(p, 0xac100000u | (uint32_t)(h & 0xfffff));              /* 172.16.0.0/12 */
     }
     p = put16(p, src_port);
@@ -257,6 +258,7 @@ static void usage(FILE *out) {
         "  --source ADDR           local address to send from (default: any)\n"
         "  --source-port-base P    exporter k sends from port P+k (default: kernel-chosen)\n"
         "  --sndbuf BYTES          SO_SNDBUF per socket (default: system)\n"
+        "  --src-net OCTET         IPv4 sources are OCTET.x.y.z (default 10)\n"
         "Prints one line: ipfix-gen flows=.. datagrams=.. seconds=.. rate=.. (key=value pairs).\n");
 }
 
@@ -268,10 +270,11 @@ static int parse_options(int argc, char **argv, struct options *o) {
         {"burst", required_argument, 0, 'b'}, {"max-datagram", required_argument, 0, 'm'},
         {"template-refresh", required_argument, 0, 't'}, {"domain-base", required_argument, 0, 'D'},
         {"source", required_argument, 0, 'S'}, {"source-port-base", required_argument, 0, 'P'},
-        {"sndbuf", required_argument, 0, 'B'}, {"help", no_argument, 0, 'h'}, {0, 0, 0, 0},
+        {"sndbuf", required_argument, 0, 'B'}, {"src-net", required_argument, 0, 'N'},
+        {"help", no_argument, 0, 'h'}, {0, 0, 0, 0},
     };
     *o = (struct options){.flows = 1000000, .exporters = 1, .seed = 1, .max_datagram = 1400,
-                          .template_refresh = 5, .domain_base = 1};
+                          .template_refresh = 5, .domain_base = 1, .src_net = 10};
     int c, index = 0;
     char *end;
     while ((c = getopt_long(argc, argv, "h", longopts, &index)) != -1) {
@@ -291,6 +294,12 @@ static int parse_options(int argc, char **argv, struct options *o) {
         case 'S': o->source = optarg; break;
         case 'P': o->source_port_base = (int)strtol(optarg, &end, 10); break;
         case 'B': o->sndbuf = (int)strtol(optarg, &end, 10); break;
+        case 'N': {
+            long net = strtol(optarg, &end, 10);
+            if (net < 1 || net > 223) { fprintf(stderr, "ipfix-gen: --src-net %ld is not a unicast first octet\n", net); return -1; }
+            o->src_net = (uint8_t)net;
+            break;
+        }
         case 'h': usage(stdout); exit(0);
         default: usage(stderr); return -1;
         }
