@@ -1,0 +1,127 @@
+/// The UDP transport session a datagram came from: KFlow's `dvc` plus the source port.
+/// Templates are scoped to it (RFC 7011 §10.3.1: a UDP session is the exporter's address and port).
+public struct ExporterAddress: Hashable, Sendable {
+    public var address: IPAddress
+    public var port: UInt16
+
+    public init(address: IPAddress, port: UInt16) {
+        self.address = address
+        self.port = port
+    }
+}
+
+/// Limits and lifetimes of the template cache. Every limit exists so that a hostile or broken
+/// exporter cannot make the collector grow without bound; the defaults are far above what real
+/// exporters use (a busy IOS-XR router defines a few dozen templates per observation domain).
+public struct DecoderConfiguration: Sendable {
+    /// A template (and the options-derived sampling state) is forgotten when not refreshed for this long.
+    /// RFC 7011 §8.4 leaves the value to the collector; 1800 s is 3× a typical 600 s refresh interval.
+    public var templateLifetimeSeconds: UInt32 = 1800
+    /// Templates kept per transport session (all observation domains of one exporter address+port).
+    public var maxTemplatesPerSession: Int = 4096
+    /// Templates kept in total, across every session.
+    public var maxTemplatesTotal: Int = 65536
+    /// Transport sessions (exporter address+port) kept; beyond it the least recently used is evicted.
+    public var maxSessions: Int = 10_000
+
+    public init(
+        templateLifetimeSeconds: UInt32 = 1800,
+        maxTemplatesPerSession: Int = 4096,
+        maxTemplatesTotal: Int = 65536,
+        maxSessions: Int = 10_000
+    ) {
+        self.templateLifetimeSeconds = templateLifetimeSeconds
+        self.maxTemplatesPerSession = max(1, maxTemplatesPerSession)
+        self.maxTemplatesTotal = max(1, maxTemplatesTotal)
+        self.maxSessions = max(1, maxSessions)
+    }
+}
+
+/// Everything that can be wrong with a datagram. Each is counted, none stops the decoder.
+public enum DecodeErrorKind: Int, CaseIterable, Sendable {
+    /// Shorter than the fixed header of its version.
+    case truncatedHeader
+    /// Version field is not 5, 9 or 10.
+    case unsupportedVersion
+    /// IPFIX header length below 16 or above the datagram's size (the message is dropped).
+    case badMessageLength
+    /// Set/FlowSet length below 4 or past the end of the message (the rest of the message is dropped).
+    case badSetLength
+    /// Set ID 0, 1 or 4–255 in IPFIX, 2–255 in NetFlow v9: skipped by its length.
+    case reservedSetID
+    /// A template record runs past the end of its set.
+    case truncatedTemplate
+    /// A template record that cannot be valid: ID below 256, scope count 0 or above the field count,
+    /// or a record whose every field is zero-length (it could never advance through a data set).
+    case malformedTemplate
+    /// A data record runs past the end of its set (variable-length field longer than the set).
+    case truncatedRecord
+    /// NetFlow v5 header count says more records than the datagram holds.
+    case v5CountMismatch
+
+    /// snake_case, for a Prometheus label.
+    public var label: String {
+        switch self {
+        case .truncatedHeader: "truncated_header"
+        case .unsupportedVersion: "unsupported_version"
+        case .badMessageLength: "bad_message_length"
+        case .badSetLength: "bad_set_length"
+        case .reservedSetID: "reserved_set_id"
+        case .truncatedTemplate: "truncated_template"
+        case .malformedTemplate: "malformed_template"
+        case .truncatedRecord: "truncated_record"
+        case .v5CountMismatch: "v5_count_mismatch"
+        }
+    }
+}
+
+/// Cumulative counters of one `FlowDecoder`. Plain stored integers (the error counters in an array
+/// allocated once, indexed by `DecodeErrorKind.rawValue`), so counting costs an add.
+public struct DecodeStatistics: Sendable {
+    public var ipfixMessages: UInt64 = 0
+    public var netflowV9Messages: UInt64 = 0
+    public var netflowV5Messages: UInt64 = 0
+    /// Flow data records handed to the sink.
+    public var flowRecords: UInt64 = 0
+    /// Options data records parsed (never emitted).
+    public var optionsRecords: UInt64 = 0
+    /// Data sets dropped because their template is unknown (or expired). Counted per set: without
+    /// the template the number of records in the set cannot be known.
+    public var setsWithUnknownTemplate: UInt64 = 0
+    public var templatesAdded: UInt64 = 0
+    /// A template ID redefined (the new definition wins, RFC 7011 §8.1).
+    public var templatesReplaced: UInt64 = 0
+    public var templatesExpired: UInt64 = 0
+    /// New templates refused because a per-session or total limit was reached.
+    public var templatesRejectedByLimit: UInt64 = 0
+    /// Template withdrawals received over UDP, ignored as RFC 7011 §8.4 requires.
+    public var withdrawalsIgnored: UInt64 = 0
+    /// Transport sessions evicted (least recently used) to stay within `maxSessions`.
+    public var sessionsEvicted: UInt64 = 0
+
+    private var errorCounts = [UInt64](repeating: 0, count: DecodeErrorKind.allCases.count)
+
+    public init() {}
+
+    public func errors(_ kind: DecodeErrorKind) -> UInt64 { errorCounts[kind.rawValue] }
+
+    /// All errors of every kind.
+    public var totalErrors: UInt64 { errorCounts.reduce(0, &+) }
+
+    mutating func count(_ kind: DecodeErrorKind) {
+        errorCounts[kind.rawValue] &+= 1
+    }
+}
+
+/// Per transport session counters, for the per-exporter metrics.
+public struct ExporterStatistics: Sendable {
+    /// Observation domains (IPFIX) or source IDs (v9) seen in this session's messages, in order of appearance.
+    public var observationDomains: [UInt32] = []
+    public var datagrams: UInt64 = 0
+    /// Flow data records emitted.
+    public var flowRecords: UInt64 = 0
+    /// Data sets dropped because their template was unknown.
+    public var setsWithUnknownTemplate: UInt64 = 0
+
+    public init() {}
+}

@@ -1,0 +1,195 @@
+/// RFC 7011 message and set decoding. Data records go through `RecordDecoding` with plans from the
+/// `TemplateCache`; everything wrong is counted in `DecodeStatistics` and skipped.
+enum IPFIXDecoder {
+    static let headerLength = 16
+    static let setHeaderLength = 4
+    static let templateSetID: UInt16 = 2
+    static let optionsTemplateSetID: UInt16 = 3
+    /// Set IDs from 256 up are data sets (RFC 7011 §3.3.2).
+    static let firstDataSetID: UInt16 = 256
+
+    static func decode<S: FlowSink>(
+        _ bytes: UnsafeRawBufferPointer, from exporter: ExporterAddress, nowSeconds: UInt32,
+        cache: TemplateCache, statistics: inout DecodeStatistics, sink: inout S
+    ) {
+        guard bytes.count >= headerLength else {
+            statistics.count(.truncatedHeader)
+            return
+        }
+        // The header length bounds the message; a datagram shorter than it was cut in transit.
+        let messageLength = Int(bytes.readBE16(at: 2))
+        guard messageLength >= headerLength, messageLength <= bytes.count else {
+            statistics.count(.badMessageLength)
+            return
+        }
+        let exportTime = bytes.readBE32(at: 4)
+        let domain = bytes.readBE32(at: 12)
+        statistics.ipfixMessages &+= 1
+
+        let session = cache.session(for: exporter, nowSeconds: nowSeconds, statistics: &statistics)
+        session.statistics.datagrams &+= 1
+        session.noteDomain(domain)
+
+        var record = FlowRecord()
+        record.exporter = exporter.address
+        record.observationDomain = domain
+        record.exportTimeMs = UInt64(exportTime) * 1000
+
+        var offset = headerLength
+        while offset < messageLength {
+            guard messageLength - offset >= setHeaderLength else {
+                statistics.count(.badSetLength)
+                return
+            }
+            let setID = bytes.readBE16(at: offset)
+            let setLength = Int(bytes.readBE16(at: offset + 2))
+            guard setLength >= setHeaderLength, setLength <= messageLength - offset else {
+                statistics.count(.badSetLength)
+                return
+            }
+            let body = (offset + setHeaderLength)..<(offset + setLength)
+            switch setID {
+            case templateSetID, optionsTemplateSetID:
+                decodeTemplateSet(
+                    bytes, body: body, isOptions: setID == optionsTemplateSetID, domain: domain,
+                    session: session, cache: cache, nowSeconds: nowSeconds, statistics: &statistics)
+            case ..<firstDataSetID:
+                statistics.count(.reservedSetID)
+            default:
+                decodeDataSet(
+                    bytes, body: body, templateID: setID, domain: domain, exportTime: exportTime,
+                    session: session, cache: cache, nowSeconds: nowSeconds, record: &record,
+                    statistics: &statistics, sink: &sink)
+            }
+            offset += setLength
+        }
+    }
+
+    /// Template and Options Template records (RFC 7011 §3.4.1–2) until the end of the set or padding.
+    static func decodeTemplateSet(
+        _ bytes: UnsafeRawBufferPointer, body: Range<Int>, isOptions: Bool, domain: UInt32,
+        session: TransportSession, cache: TemplateCache, nowSeconds: UInt32, statistics: inout DecodeStatistics
+    ) {
+        let end = body.upperBound
+        var position = body.lowerBound
+        // Fewer than 4 octets left cannot be a template record: padding (RFC 7011 §3.3.1).
+        while end - position >= 4 {
+            let templateID = bytes.readBE16(at: position)
+            let fieldCount = Int(bytes.readBE16(at: position + 2))
+            if fieldCount == 0, templateID == templateSetID || templateID == optionsTemplateSetID
+                || templateID >= firstDataSetID
+            {
+                // A withdrawal (or "withdraw all", ID 2/3): meaningless over UDP, ignored (RFC 7011 §8.4).
+                statistics.withdrawalsIgnored &+= 1
+                position += 4
+                continue
+            }
+            guard templateID >= firstDataSetID else {
+                if bytes.isAllZero(position..<end) { return }  // zero padding
+                statistics.count(.malformedTemplate)
+                return
+            }
+            var cursor = position + 4
+            var scopeCount = 0
+            if isOptions {
+                guard end - cursor >= 2 else {
+                    statistics.count(.truncatedTemplate)
+                    return
+                }
+                scopeCount = Int(bytes.readBE16(at: cursor))
+                cursor += 2
+                guard scopeCount >= 1, scopeCount <= fieldCount else {
+                    statistics.count(.malformedTemplate)
+                    return
+                }
+            }
+            // First pass: find the record's end without allocating (most templates are refreshes).
+            for _ in 0..<fieldCount {
+                guard end - cursor >= 4 else {
+                    statistics.count(.truncatedTemplate)
+                    return
+                }
+                let isEnterprise = bytes.readBE16(at: cursor) & InformationElement.enterpriseBit != 0
+                cursor += 4
+                if isEnterprise {
+                    guard end - cursor >= 4 else {
+                        statistics.count(.truncatedTemplate)
+                        return
+                    }
+                    cursor += 4
+                }
+            }
+            let definition = UnsafeRawBufferPointer(rebasing: bytes[(position + 2)..<cursor])
+            if !cache.refreshIfUnchanged(
+                templateID, isOptions: isOptions, definition: definition, domain: domain, in: session,
+                nowSeconds: nowSeconds)
+            {
+                let fieldsStart = position + (isOptions ? 6 : 4)
+                let fields = parseFields(bytes, from: fieldsStart, count: fieldCount, scopeCount: scopeCount)
+                switch DecodePlan.compile(
+                    templateID: templateID, isOptions: isOptions, fields: fields, definition: Array(definition))
+                {
+                case .success(let plan):
+                    cache.store(plan, domain: domain, in: session, nowSeconds: nowSeconds, statistics: &statistics)
+                case .failure:
+                    statistics.count(.malformedTemplate)
+                }
+            }
+            position = cursor
+        }
+    }
+
+    /// Field specifiers of a template whose extent was already checked.
+    private static func parseFields(
+        _ bytes: UnsafeRawBufferPointer, from start: Int, count: Int, scopeCount: Int
+    ) -> [TemplateField] {
+        var fields: [TemplateField] = []
+        fields.reserveCapacity(count)
+        var cursor = start
+        for index in 0..<count {
+            let rawID = bytes.readBE16(at: cursor)
+            let length = bytes.readBE16(at: cursor + 2)
+            cursor += 4
+            var enterprise: UInt32 = 0
+            if rawID & InformationElement.enterpriseBit != 0 {
+                enterprise = bytes.readBE32(at: cursor)
+                cursor += 4
+            }
+            fields.append(
+                TemplateField(
+                    id: rawID & ~InformationElement.enterpriseBit, enterpriseNumber: enterprise,
+                    length: length, isScope: index < scopeCount))
+        }
+        return fields
+    }
+
+    private static func decodeDataSet<S: FlowSink>(
+        _ bytes: UnsafeRawBufferPointer, body: Range<Int>, templateID: UInt16, domain: UInt32,
+        exportTime: UInt32, session: TransportSession, cache: TemplateCache, nowSeconds: UInt32,
+        record: inout FlowRecord, statistics: inout DecodeStatistics, sink: inout S
+    ) {
+        guard
+            let plan = cache.template(
+                templateID, domain: domain, in: session, nowSeconds: nowSeconds, statistics: &statistics),
+            let state = cache.domainState(domain, in: session)
+        else {
+            statistics.setsWithUnknownTemplate &+= 1
+            session.statistics.setsWithUnknownTemplate &+= 1
+            return
+        }
+        let context = MessageContext(
+            exportTimeSeconds: exportTime, isNetFlowV9: false, v9SysUptimeMs: 0,
+            domainSystemInitTimeMs: state.systemInitTimeMs, domainSamplingInterval: state.samplingInterval)
+        var options = OptionsValues()
+        let outcome = RecordDecoding.decodeDataSet(
+            bytes, range: body, plan: plan, context: context, record: &record, options: &options, sink: &sink)
+        if outcome.truncated { statistics.count(.truncatedRecord) }
+        if plan.isOptions {
+            statistics.optionsRecords &+= UInt64(outcome.records)
+            if outcome.records > 0 { cache.applyOptions(options, to: state, nowSeconds: nowSeconds) }
+        } else {
+            statistics.flowRecords &+= UInt64(outcome.records)
+            session.statistics.flowRecords &+= UInt64(outcome.records)
+        }
+    }
+}

@@ -1,0 +1,224 @@
+/// Which `FlowRecord` field (or per-record scratch value) a template field feeds.
+enum FieldTarget: UInt8, Sendable {
+    case skip
+    case srcV4, dstV4, srcV6, dstV6, nextHopV4, nextHopV6
+    case srcPort, dstPort, proto, tcpFlags, bytes, packets
+    case inputInterface, outputInterface, srcAS, dstAS, vlan, tos, direction, srcMask, dstMask
+    case flowStart, flowEnd, systemInitTime, samplingInterval
+}
+
+/// How a template encodes the flow start or end time; decides the conversion to epoch milliseconds.
+enum TimeEncoding: UInt8, Sendable {
+    case none
+    case seconds, milliseconds
+    /// dateTimeMicroseconds / dateTimeNanoseconds: NTP format (RFC 7011 §6.1.9–10).
+    case microsecondsNTP, nanosecondsNTP
+    /// flowStart/EndDeltaMicroseconds: microseconds before the message's export time.
+    case deltaMicroseconds
+    /// flowStart/EndSysUpTime (IPFIX: after systemInitTimeMilliseconds) or FIRST/LAST_SWITCHED (v9:
+    /// relative to the header's sysUptime and unix_secs).
+    case sysUpTime
+}
+
+/// One field of a template as it was defined on the wire.
+struct TemplateField: Sendable {
+    var id: UInt16
+    /// Non-zero for enterprise-specific IEs (IPFIX); NetFlow v9 has none.
+    var enterpriseNumber: UInt32
+    /// Octets, or `InformationElement.variableLength`.
+    var length: UInt16
+    /// Options template scope fields are never read (their meaning is not that of the IE namespace in v9).
+    var isScope: Bool
+}
+
+/// One step of the per-record loop: copy the number at `offset` (fixed-length templates) or at the
+/// walk position (variable-length templates) of `length` octets into `target`.
+struct FieldOp: Sendable {
+    var offset: Int
+    /// Octets, or `Int(InformationElement.variableLength)` for a variable-length field.
+    var length: Int
+    var target: FieldTarget
+}
+
+/// A template compiled once into what the per-record loop needs. Immutable, shared by reference.
+final class DecodePlan: Sendable {
+    let templateID: UInt16
+    let isOptions: Bool
+    /// Fixed-length templates read only the fields kflow uses at precomputed offsets; templates with
+    /// variable-length fields list every field in order and are walked.
+    let isFixedLength: Bool
+    /// The record length of a fixed-length template; the smallest possible record otherwise (≥ 1).
+    let recordLength: Int
+    let ops: [FieldOp]
+    let startEncoding: TimeEncoding
+    let endEncoding: TimeEncoding
+    /// The template's field specifiers as received, to tell a refresh (same bytes) from a redefinition.
+    let definition: [UInt8]
+
+    private init(
+        templateID: UInt16, isOptions: Bool, isFixedLength: Bool, recordLength: Int, ops: [FieldOp],
+        startEncoding: TimeEncoding, endEncoding: TimeEncoding, definition: [UInt8]
+    ) {
+        self.templateID = templateID
+        self.isOptions = isOptions
+        self.isFixedLength = isFixedLength
+        self.recordLength = recordLength
+        self.ops = ops
+        self.startEncoding = startEncoding
+        self.endEncoding = endEncoding
+        self.definition = definition
+    }
+
+    /// Why a template cannot be compiled.
+    enum CompileError: Error, Equatable {
+        /// Every field has length 0 (or there are none): a data set of such records could never be walked.
+        case zeroLengthRecord(templateID: UInt16)
+    }
+
+    /// Compiles a template. For each record field kflow emits, the first valid occurrence of the
+    /// highest-ranked IE wins (see docs/DECODING.md); later duplicates and unknown IEs are skipped.
+    static func compile(
+        templateID: UInt16, isOptions: Bool, fields: [TemplateField], definition: [UInt8]
+    ) -> Result<DecodePlan, CompileError> {
+        var minimumLength = 0
+        var isFixedLength = true
+        for field in fields {
+            if field.length == InformationElement.variableLength {
+                isFixedLength = false
+                minimumLength += 1
+            } else {
+                minimumLength += Int(field.length)
+            }
+        }
+        guard minimumLength > 0 else { return .failure(.zeroLengthRecord(templateID: templateID)) }
+
+        // Pick, per target, the field index with the best rank (lowest), first occurrence on ties.
+        var winner = [Int](repeating: -1, count: Int(FieldTarget.samplingInterval.rawValue) + 1)
+        var winnerRank = [Int](repeating: Int.max, count: winner.count)
+        var startEncoding = TimeEncoding.none, endEncoding = TimeEncoding.none
+        var encodingOfField = [TimeEncoding](repeating: .none, count: fields.count)
+        for (index, field) in fields.enumerated() where !field.isScope && field.enterpriseNumber == 0 {
+            guard let mapping = Self.mapping(of: field.id, isOptions: isOptions),
+                Self.isUsableLength(field.length, for: mapping.target, encoding: mapping.encoding)
+            else { continue }
+            let slot = Int(mapping.target.rawValue)
+            if mapping.rank < winnerRank[slot] {
+                winner[slot] = index
+                winnerRank[slot] = mapping.rank
+                encodingOfField[index] = mapping.encoding
+            }
+        }
+        var targetOfField = [FieldTarget](repeating: .skip, count: fields.count)
+        for (slot, index) in winner.enumerated() where index >= 0 {
+            let target = FieldTarget(rawValue: UInt8(slot)) ?? .skip
+            targetOfField[index] = target
+            if target == .flowStart { startEncoding = encodingOfField[index] }
+            if target == .flowEnd { endEncoding = encodingOfField[index] }
+        }
+
+        var ops: [FieldOp] = []
+        var offset = 0
+        for (index, field) in fields.enumerated() {
+            let length = Int(field.length)
+            if isFixedLength {
+                if targetOfField[index] != .skip {
+                    ops.append(FieldOp(offset: offset, length: length, target: targetOfField[index]))
+                }
+                offset += length
+            } else {
+                ops.append(FieldOp(offset: 0, length: length, target: targetOfField[index]))
+            }
+        }
+        return .success(
+            DecodePlan(
+                templateID: templateID, isOptions: isOptions, isFixedLength: isFixedLength,
+                recordLength: minimumLength, ops: ops, startEncoding: startEncoding,
+                endEncoding: endEncoding, definition: definition))
+    }
+
+    private struct Mapping {
+        var target: FieldTarget
+        var rank: Int
+        var encoding: TimeEncoding = .none
+    }
+
+    /// The IE → record field table. Rank orders alternatives for one field (0 preferred).
+    private static func mapping(of id: UInt16, isOptions: Bool) -> Mapping? {
+        typealias IE = InformationElement
+        if isOptions {
+            // Options records only feed the per-domain sampling and uptime state.
+            switch id {
+            case IE.samplingInterval: return Mapping(target: .samplingInterval, rank: 0)
+            case IE.samplingPacketInterval: return Mapping(target: .samplingInterval, rank: 1)
+            case IE.samplerRandomInterval: return Mapping(target: .samplingInterval, rank: 2)
+            case IE.systemInitTimeMilliseconds: return Mapping(target: .systemInitTime, rank: 0)
+            default: return nil
+            }
+        }
+        switch id {
+        case IE.sourceIPv4Address: return Mapping(target: .srcV4, rank: 0)
+        case IE.destinationIPv4Address: return Mapping(target: .dstV4, rank: 0)
+        case IE.sourceIPv6Address: return Mapping(target: .srcV6, rank: 0)
+        case IE.destinationIPv6Address: return Mapping(target: .dstV6, rank: 0)
+        case IE.ipNextHopIPv4Address: return Mapping(target: .nextHopV4, rank: 0)
+        case IE.bgpNextHopIPv4Address: return Mapping(target: .nextHopV4, rank: 1)
+        case IE.ipNextHopIPv6Address: return Mapping(target: .nextHopV6, rank: 0)
+        case IE.bgpNextHopIPv6Address: return Mapping(target: .nextHopV6, rank: 1)
+        case IE.sourceTransportPort: return Mapping(target: .srcPort, rank: 0)
+        case IE.destinationTransportPort: return Mapping(target: .dstPort, rank: 0)
+        case IE.protocolIdentifier: return Mapping(target: .proto, rank: 0)
+        case IE.tcpControlBits: return Mapping(target: .tcpFlags, rank: 0)
+        case IE.octetDeltaCount: return Mapping(target: .bytes, rank: 0)
+        case IE.octetTotalCount: return Mapping(target: .bytes, rank: 1)
+        case IE.postOctetDeltaCount: return Mapping(target: .bytes, rank: 2)
+        case IE.initiatorOctets: return Mapping(target: .bytes, rank: 3)
+        case IE.packetDeltaCount: return Mapping(target: .packets, rank: 0)
+        case IE.packetTotalCount: return Mapping(target: .packets, rank: 1)
+        case IE.postPacketDeltaCount: return Mapping(target: .packets, rank: 2)
+        case IE.initiatorPackets: return Mapping(target: .packets, rank: 3)
+        case IE.ingressInterface: return Mapping(target: .inputInterface, rank: 0)
+        case IE.egressInterface: return Mapping(target: .outputInterface, rank: 0)
+        case IE.bgpSourceAsNumber: return Mapping(target: .srcAS, rank: 0)
+        case IE.bgpDestinationAsNumber: return Mapping(target: .dstAS, rank: 0)
+        case IE.vlanId: return Mapping(target: .vlan, rank: 0)
+        case IE.dot1qVlanId: return Mapping(target: .vlan, rank: 1)
+        case IE.ipClassOfService: return Mapping(target: .tos, rank: 0)
+        case IE.flowDirection: return Mapping(target: .direction, rank: 0)
+        case IE.sourceIPv4PrefixLength: return Mapping(target: .srcMask, rank: 0)
+        case IE.sourceIPv6PrefixLength: return Mapping(target: .srcMask, rank: 1)
+        case IE.destinationIPv4PrefixLength: return Mapping(target: .dstMask, rank: 0)
+        case IE.destinationIPv6PrefixLength: return Mapping(target: .dstMask, rank: 1)
+        case IE.flowStartMilliseconds: return Mapping(target: .flowStart, rank: 0, encoding: .milliseconds)
+        case IE.flowStartSeconds: return Mapping(target: .flowStart, rank: 1, encoding: .seconds)
+        case IE.flowStartMicroseconds: return Mapping(target: .flowStart, rank: 2, encoding: .microsecondsNTP)
+        case IE.flowStartNanoseconds: return Mapping(target: .flowStart, rank: 3, encoding: .nanosecondsNTP)
+        case IE.flowStartDeltaMicroseconds:
+            return Mapping(target: .flowStart, rank: 4, encoding: .deltaMicroseconds)
+        case IE.flowStartSysUpTime: return Mapping(target: .flowStart, rank: 5, encoding: .sysUpTime)
+        case IE.flowEndMilliseconds: return Mapping(target: .flowEnd, rank: 0, encoding: .milliseconds)
+        case IE.flowEndSeconds: return Mapping(target: .flowEnd, rank: 1, encoding: .seconds)
+        case IE.flowEndMicroseconds: return Mapping(target: .flowEnd, rank: 2, encoding: .microsecondsNTP)
+        case IE.flowEndNanoseconds: return Mapping(target: .flowEnd, rank: 3, encoding: .nanosecondsNTP)
+        case IE.flowEndDeltaMicroseconds: return Mapping(target: .flowEnd, rank: 4, encoding: .deltaMicroseconds)
+        case IE.flowEndSysUpTime: return Mapping(target: .flowEnd, rank: 5, encoding: .sysUpTime)
+        case IE.systemInitTimeMilliseconds: return Mapping(target: .systemInitTime, rank: 0)
+        case IE.samplingInterval: return Mapping(target: .samplingInterval, rank: 0)
+        case IE.samplingPacketInterval: return Mapping(target: .samplingInterval, rank: 1)
+        case IE.samplerRandomInterval: return Mapping(target: .samplingInterval, rank: 2)
+        default: return nil
+        }
+    }
+
+    /// Addresses must have their exact size; integers 1–8 octets (reduced-size encoding); NTP
+    /// timestamps 8 octets. A variable-length field is checked per record instead.
+    private static func isUsableLength(_ length: UInt16, for target: FieldTarget, encoding: TimeEncoding) -> Bool {
+        if length == InformationElement.variableLength { return true }
+        switch target {
+        case .srcV4, .dstV4, .nextHopV4: return length == 4
+        case .srcV6, .dstV6, .nextHopV6: return length == 16
+        default:
+            if encoding == .microsecondsNTP || encoding == .nanosecondsNTP { return length == 8 }
+            return (1...8).contains(length)
+        }
+    }
+}
