@@ -1,0 +1,287 @@
+import CRdKafka
+import Configuration
+import Synchronization
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Builds a `KflowConfiguration` from layers stacked in a swift-configuration `ConfigReader`
+/// (command line > environment > file > built-in defaults), which decides every value.
+///
+/// What swift-configuration cannot answer, done here minimally: which keys exist at all (a reader looks
+/// keys up but cannot list them, and `kafka.props.*` is open-ended), and which layer answered (read from
+/// the `AccessEvent` the reader reports for each lookup).
+enum ConfigurationLoader {
+    typealias Issue = ConfigurationError.Issue
+
+    static func load(_ sources: ConfigurationSources) throws(ConfigurationError) -> (configuration: KflowConfiguration, notices: [String]) {
+        var issues: [Issue] = []
+        let defaults = referenceLayer()
+        let file = fileLayer(sources.file, issues: &issues)
+        let environment = environmentLayer(sources.environment)
+        let commandLine = RawLayer(name: "command line", entries: sources.commandLine.map {
+            RawLayer.Entry(key: $0.key, value: $0.value, source: .commandLine(argument: $0.argument))
+        })
+        issues += unknownKeys(in: file) + unknownKeys(in: commandLine)
+
+        let lookup = LayeredLookup(layers: [commandLine.layer, environment.layer, file.layer, defaults.layer])
+        var resolver = Resolver(lookup: lookup, outputFieldNames: sources.outputFieldNames, issues: issues)
+        let configuration = resolver.resolve(checkingWithLibrdkafka: sources.checksKafkaPropertiesWithLibrdkafka)
+        guard let configuration, resolver.issues.isEmpty else {
+            throw ConfigurationError(issues: resolver.issues)
+        }
+        return (configuration, environment.notices + notices(for: configuration))
+    }
+
+    static func loadWorkerText(_ text: String) throws(ConfigurationError) -> KflowConfiguration {
+        let entries: [PropertiesFormat.Entry]
+        do {
+            entries = try PropertiesFormat.parse(text)
+        } catch {
+            throw ConfigurationError(issues: [Issue(
+                key: nil, value: nil, problem: error.message, source: .workerText(line: error.line))])
+        }
+        let worker = RawLayer(name: "worker text", entries: entries.map {
+            RawLayer.Entry(key: $0.key, value: $0.value, source: .workerText(line: $0.line))
+        })
+        // The text lists the effective kafka.props completely (a removed default is absent on purpose).
+        var defaults = referenceLayer()
+        defaults.entries.removeAll { $0.key.hasPrefix(ConfigurationKey.kafkaPropsPrefix) }
+        let lookup = LayeredLookup(layers: [worker.layer, defaults.layer])
+        var resolver = Resolver(lookup: lookup, outputFieldNames: nil, issues: unknownKeys(in: worker))
+        let configuration = resolver.resolve(checkingWithLibrdkafka: false)
+        guard let configuration, resolver.issues.isEmpty else {
+            throw ConfigurationError(issues: resolver.issues)
+        }
+        return configuration
+    }
+
+    private static func notices(for configuration: KflowConfiguration) -> [String] {
+        var notices: [String] = []
+        if configuration.kafkaProducers > 1 {
+            notices.append(
+                "kafka.producers=\(configuration.kafkaProducers) (from \(configuration.source(of: .kafkaProducers))) "
+                    + "is accepted for KFlow compatibility but ignored: each kflow worker owns one producer; "
+                    + "use server.threads to run more workers")
+        }
+        if configuration.workerStopTimeoutMilliseconds <= configuration.kafkaFlushTimeoutMilliseconds {
+            notices.append(
+                "worker.stop.timeout.ms=\(configuration.workerStopTimeoutMilliseconds) is not above "
+                    + "kafka.flush.timeout.ms=\(configuration.kafkaFlushTimeoutMilliseconds): a stopping "
+                    + "worker may be killed before its final flush ends")
+        }
+        return notices
+    }
+
+    // MARK: - Layers
+
+    private static func referenceLayer() -> RawLayer {
+        // A syntax error here is caught by the unit test that loads the defaults; nothing to report at run time.
+        let entries = (try? PropertiesFormat.parse(ReferenceConfiguration.text)) ?? []
+        return RawLayer(name: "built-in defaults", entries: entries.map {
+            RawLayer.Entry(key: $0.key, value: $0.value, source: .builtInDefault)
+        })
+    }
+
+    private static func fileLayer(_ location: ConfigFileLocation, issues: inout [Issue]) -> RawLayer {
+        let path: String
+        switch location {
+        case .none:
+            return RawLayer(name: "file", entries: [])
+        case .ifPresent(let candidate):
+            guard access(candidate, F_OK) == 0 else { return RawLayer(name: "file", entries: []) }
+            path = candidate
+        case .required(let candidate, _):
+            path = candidate
+        }
+        let text: String
+        switch readTextFile(path) {
+        case .success(let contents):
+            text = contents
+        case .failure(let error):
+            let source: ConfigurationSource
+            if case .required(_, let namedBy) = location { source = namedBy } else { source = .file(path: path, line: nil) }
+            issues.append(Issue(key: nil, value: nil, problem: "cannot read \(path): \(error)", source: source))
+            return RawLayer(name: "file", entries: [])
+        }
+        do {
+            let entries = try PropertiesFormat.parse(text)
+            return RawLayer(name: "file", entries: entries.map {
+                RawLayer.Entry(key: $0.key, value: $0.value, source: .file(path: path, line: $0.line))
+            })
+        } catch {
+            issues.append(Issue(key: nil, value: nil, problem: error.message, source: .file(path: path, line: error.line)))
+            return RawLayer(name: "file", entries: [])
+        }
+    }
+
+    /// `KFLOW_SERVER_PORT` is `server.port`; `KFLOW_KAFKA_PROPS_BOOTSTRAP_SERVERS` is
+    /// `kafka.props.bootstrap.servers` (librdkafka names use dots only, so `_` maps back to `.`).
+    private static func environmentLayer(_ environment: [String: String]) -> (layer: Layer, notices: [String]) {
+        let prefix = ConfigurationSources.environmentPrefix
+        let kafkaPrefix = prefix + "KAFKA_PROPS_"
+        let scalarNames = Set(ConfigurationKey.scalarKeys.map { environmentName(of: $0.rawValue) })
+        var keys: [String] = []
+        var notices: [String] = []
+        for name in environment.keys.sorted() where name.hasPrefix(prefix) && name != ConfigurationSources.configFileVariable {
+            if scalarNames.contains(name) {
+                keys.append(String(name.dropFirst(prefix.count)).lowercased().replacing("_", with: "."))
+            } else if name.hasPrefix(kafkaPrefix), name.count > kafkaPrefix.count,
+                name.unicodeScalars.allSatisfy({ ("A"..."Z").contains($0) || ("0"..."9").contains($0) || $0 == "_" })
+            {
+                keys.append(ConfigurationKey.kafkaPropsPrefix + name.dropFirst(kafkaPrefix.count).lowercased().replacing("_", with: "."))
+            } else {
+                notices.append("environment variable \(name) names no kflow setting; ignored")
+            }
+        }
+        let provider = EnvironmentVariablesProvider(
+            environmentVariables: environment,
+            secretsSpecifier: .dynamic { name, _ in
+                SecretKeys.isSecret(name.dropFirst(prefix.count).lowercased().replacing("_", with: "."))
+            }
+        ).prefixKeys(with: "kflow")
+        let layer = Layer(provider: provider, keys: keys) { _, encodedKey in .environment(variable: encodedKey) }
+        return (layer, notices)
+    }
+
+    static func environmentName(of key: String) -> String {
+        ConfigurationSources.environmentPrefix + key.uppercased().replacing(".", with: "_")
+    }
+
+    /// Keys of the file or the command line that kflow does not know (`kafka.props.*` are librdkafka's).
+    private static func unknownKeys(in layer: RawLayer) -> [Issue] {
+        layer.entries.compactMap { entry in
+            if entry.key.hasPrefix(ConfigurationKey.kafkaPropsPrefix) {
+                guard entry.key.count == ConfigurationKey.kafkaPropsPrefix.count else { return nil }
+                return Issue(key: entry.key, value: nil, problem: "names no librdkafka property", source: entry.source)
+            }
+            guard ConfigurationKey(key: entry.key) == nil else { return nil }
+            return Issue(key: entry.key, value: nil, problem: "is not a kflow setting", source: entry.source)
+        }
+    }
+}
+
+// MARK: - Layer plumbing
+
+/// A layer kflow parsed itself (defaults, file, command line, worker text): entries in order, a later
+/// entry for the same key replacing an earlier one.
+struct RawLayer {
+    struct Entry {
+        var key: String
+        var value: String
+        var source: ConfigurationSource
+    }
+
+    var name: String
+    var entries: [Entry]
+
+    var layer: Layer {
+        var values: [AbsoluteConfigKey: ConfigValue] = [:]
+        var sourceByKey: [String: ConfigurationSource] = [:]
+        var keys: [String] = []
+        for entry in entries {
+            if sourceByKey[entry.key] != nil { keys.removeAll { $0 == entry.key } }
+            keys.append(entry.key)
+            sourceByKey[entry.key] = entry.source
+            values[AbsoluteConfigKey(ConfigKey(entry.key))] = ConfigValue(
+                .string(entry.value), isSecret: SecretKeys.isSecret(entry.key))
+        }
+        return Layer(provider: InMemoryProvider(name: name, values: values), keys: keys) { key, _ in
+            sourceByKey[key] ?? .builtInDefault
+        }
+    }
+}
+
+struct Layer {
+    var provider: any ConfigProvider
+    /// The keys this layer sets, in the layer's own order.
+    var keys: [String]
+    /// Where this layer got `key` from, given the name the provider looked it up by.
+    var source: (_ key: String, _ encodedKey: String) -> ConfigurationSource
+}
+
+/// Records the last access event, to learn which provider answered a lookup.
+private final class LookupRecorder: AccessReporter, Sendable {
+    private let last = Mutex<AccessEvent?>(nil)
+
+    func report(_ event: AccessEvent) { last.withLock { $0 = event } }
+
+    func take() -> AccessEvent? { last.withLock { event in defer { event = nil }; return event } }
+}
+
+struct LayeredLookup {
+    struct Found {
+        var value: String
+        var source: ConfigurationSource
+        /// 0 = the highest-precedence layer.
+        var layerIndex: Int
+        /// Position of the key within the layer that answered.
+        var position: Int
+    }
+
+    /// Highest precedence first.
+    let layers: [Layer]
+    private let reader: ConfigReader
+    private let recorder = LookupRecorder()
+
+    init(layers: [Layer]) {
+        self.layers = layers
+        reader = ConfigReader(providers: layers.map(\.provider), accessReporter: recorder)
+    }
+
+    func find(_ key: String) -> Found? {
+        _ = recorder.take()
+        guard let value = reader.string(forKey: ConfigKey(key), isSecret: SecretKeys.isSecret(key)) else { return nil }
+        // Providers are asked in order until one has the key, so the answering one is the last asked.
+        let answered = recorder.take()?.providerResults.enumerated().first { _, result in
+            (try? result.result.get().value) != nil
+        }
+        guard let (index, result) = answered, let lookup = try? result.result.get() else {
+            return Found(value: value, source: .builtInDefault, layerIndex: layers.count - 1, position: 0)
+        }
+        let layer = layers[index]
+        return Found(
+            value: value,
+            source: layer.source(key, lookup.encodedKey),
+            layerIndex: index,
+            position: layer.keys.firstIndex(of: key) ?? layer.keys.count
+        )
+    }
+
+    /// Every `kafka.props.*` key any layer sets.
+    var kafkaPropertyKeys: Set<String> {
+        Set(layers.flatMap { $0.keys.filter { $0.hasPrefix(ConfigurationKey.kafkaPropsPrefix) } })
+    }
+}
+
+// MARK: - Files
+
+private enum ReadFailure: Error, CustomStringConvertible {
+    case system(Int32)
+    var description: String {
+        switch self {
+        case .system(let code): String(cString: strerror(code))
+        }
+    }
+}
+
+/// The file's text: UTF-8, or ISO-8859-1 when it is not valid UTF-8 (what Java's Properties.load reads).
+private func readTextFile(_ path: String) -> Result<String, ReadFailure> {
+    let fd = open(path, O_RDONLY | O_CLOEXEC)
+    guard fd >= 0 else { return .failure(.system(errno)) }
+    defer { close(fd) }
+    var bytes: [UInt8] = []
+    var chunk = [UInt8](repeating: 0, count: 65536)
+    while true {
+        let count = chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+        if count < 0 {
+            if errno == EINTR { continue }
+            return .failure(.system(errno))
+        }
+        if count == 0 { break }
+        bytes += chunk[0..<count]
+    }
+    if let text = String(validating: bytes, as: UTF8.self) { return .success(text) }
+    return .success(String(String.UnicodeScalarView(bytes.map { Unicode.Scalar($0) })))
+}

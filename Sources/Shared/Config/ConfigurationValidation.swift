@@ -1,0 +1,181 @@
+import CRdKafka
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Turns the layered string values into typed settings, collecting every problem rather than
+/// stopping at the first, so `--check-config` can list them all.
+struct Resolver {
+    typealias Issue = ConfigurationError.Issue
+
+    let lookup: LayeredLookup
+    let outputFieldNames: Set<String>?
+    var issues: [Issue]
+    private var sources: [String: ConfigurationSource] = [:]
+
+    init(lookup: LayeredLookup, outputFieldNames: Set<String>?, issues: [Issue]) {
+        self.lookup = lookup
+        self.outputFieldNames = outputFieldNames
+        self.issues = issues
+    }
+
+    /// The configuration, or nil when a value is missing or invalid (then `issues` says why).
+    mutating func resolve(checkingWithLibrdkafka: Bool) -> KflowConfiguration? {
+        let maxInt32 = Int(Int32.max)
+        let hostProblem = "is not an IPv4 or IPv6 address literal"
+        var configuration = KflowConfiguration(
+            serverHost: value(.serverHost, problem: hostProblem, parse: Self.addressLiteral),
+            serverPort: value(.serverPort, problem: "is not a port number (1-65535)") { UInt16(exactly: Self.integer($0, in: 1...65535) ?? -1) },
+            serverThreads: integer(.serverThreads, in: 0...1024),
+            serverBufferSize: integer(.serverBufferSize, in: 1024...maxInt32),
+            serverBatchSize: integer(.serverBatchSize, in: 1...1024),
+            kafkaTopic: value(.kafkaTopic, problem: "is not a Kafka topic name (1-249 of a-z A-Z 0-9 . _ -, not . or ..)", parse: Self.topicName),
+            kafkaProducers: integer(.kafkaProducers, in: 1...1024),
+            kafkaProperties: kafkaProperties(checkingWithLibrdkafka: checkingWithLibrdkafka),
+            kafkaFlushTimeoutMilliseconds: integer(.kafkaFlushTimeout, in: 0...maxInt32),
+            outputFields: outputFields(),
+            outputBatchRecords: integer(.outputBatchRecords, in: 1...100_000),
+            templatesLifetimeSeconds: integer(.templatesLifetime, in: 1...maxInt32),
+            templatesMaxPerSession: integer(.templatesMaxPerSession, in: 1...maxInt32),
+            templatesMaxTotal: integer(.templatesMaxTotal, in: 1...maxInt32),
+            exportersMax: integer(.exportersMax, in: 1...maxInt32),
+            metricsHost: value(.metricsHost, problem: hostProblem, parse: Self.addressLiteral),
+            metricsPort: value(.metricsPort, problem: "is not a port number (1-65535, or 0 to disable metrics)") { UInt16(exactly: Self.integer($0, in: 0...65535) ?? -1) },
+            workerHeartbeatTimeoutMilliseconds: integer(.workerHeartbeatTimeout, in: 100...86_400_000),
+            workerStopTimeoutMilliseconds: integer(.workerStopTimeout, in: 100...86_400_000),
+            logLevel: value(.logLevel, problem: "is not one of debug, info, notice, warning, error") {
+                KflowConfiguration.LogLevel(rawValue: $0.lowercased())
+            }
+        )
+        guard issues.isEmpty else { return nil }
+        configuration.sources = sources
+        return configuration
+    }
+
+    // MARK: - Typed values
+
+    /// The value of `key` through `parse`; on failure records `problem` and returns a placeholder
+    /// (never used: `resolve` returns nil once there is an issue).
+    private mutating func value<Value: Placeholder>(
+        _ key: ConfigurationKey, problem: String, parse: (String) -> Value?
+    ) -> Value {
+        guard let found = lookup.find(key.rawValue) else {
+            issues.append(Issue(key: key.rawValue, value: nil, problem: "has no value", source: .builtInDefault))
+            return .placeholder
+        }
+        let text = found.value.trimmingBlanks()
+        guard let parsed = parse(text) else {
+            issues.append(Issue(key: key.rawValue, value: SecretKeys.masked(found.value, forKey: key.rawValue), problem: problem, source: found.source))
+            return .placeholder
+        }
+        sources[key.rawValue] = found.source
+        return parsed
+    }
+
+    private mutating func integer(_ key: ConfigurationKey, in range: ClosedRange<Int>) -> Int {
+        value(key, problem: "is not a whole number from \(range.lowerBound) to \(range.upperBound)") { Self.integer($0, in: range) }
+    }
+
+    private static func integer(_ text: String, in range: ClosedRange<Int>) -> Int? {
+        guard let number = Int(text), range.contains(number) else { return nil }
+        return number
+    }
+
+    private static func addressLiteral(_ text: String) -> String? {
+        var storage = in6_addr()
+        let valid = text.withCString { pointer in
+            inet_pton(AF_INET, pointer, &storage) == 1 || inet_pton(AF_INET6, pointer, &storage) == 1
+        }
+        return valid ? text : nil
+    }
+
+    /// Kafka's own rule for topic names.
+    private static func topicName(_ text: String) -> String? {
+        guard (1...249).contains(text.utf8.count), text != ".", text != ".." else { return nil }
+        let legal = text.unicodeScalars.allSatisfy { scalar in
+            ("a"..."z").contains(scalar) || ("A"..."Z").contains(scalar) || ("0"..."9").contains(scalar)
+                || scalar == "." || scalar == "_" || scalar == "-"
+        }
+        return legal ? text : nil
+    }
+
+    private mutating func outputFields() -> [String] {
+        let key = ConfigurationKey.outputFields.rawValue
+        guard let found = lookup.find(key) else { return [] }
+        var fields: [String] = []
+        for name in found.value.split(separator: ",").map({ String($0).trimmingBlanks() }) where !name.isEmpty {
+            if let known = outputFieldNames, !known.contains(name) {
+                issues.append(Issue(
+                    key: key, value: found.value,
+                    problem: "names unknown output field '\(name)' (known: \(known.sorted().joined(separator: ", ")))",
+                    source: found.source))
+            } else if !fields.contains(name) {
+                fields.append(name)
+            }
+        }
+        sources[key] = found.source
+        return fields
+    }
+
+    /// The effective librdkafka properties, lowest layer first (see `KflowConfiguration.kafkaProperties`);
+    /// an empty value removes the property.
+    private mutating func kafkaProperties(checkingWithLibrdkafka: Bool) -> [(key: String, value: String)] {
+        let prefix = ConfigurationKey.kafkaPropsPrefix
+        var found: [(key: String, entry: LayeredLookup.Found)] = []
+        for key in lookup.kafkaPropertyKeys {
+            guard let entry = lookup.find(key) else { continue }
+            sources[key] = entry.source
+            if !entry.value.isEmpty { found.append((key, entry)) }
+        }
+        found.sort { lhs, rhs in
+            (-lhs.entry.layerIndex, lhs.entry.position, lhs.key) < (-rhs.entry.layerIndex, rhs.entry.position, rhs.key)
+        }
+        let properties = found.map { (key: String($0.key.dropFirst(prefix.count)), value: $0.entry.value) }
+        if checkingWithLibrdkafka {
+            for (index, message) in Self.librdkafkaRejections(properties) {
+                let key = found[index].key
+                issues.append(Issue(
+                    key: key, value: SecretKeys.masked(found[index].entry.value, forKey: key),
+                    problem: "is refused by librdkafka: \(message)", source: found[index].entry.source))
+            }
+        }
+        return properties
+    }
+
+    /// librdkafka's verdict on each property (name known, value well-formed), set in order on a scratch
+    /// configuration that is then thrown away.
+    private static func librdkafkaRejections(_ properties: [(key: String, value: String)]) -> [(index: Int, message: String)] {
+        guard let conf = rd_kafka_conf_new() else { return [] }
+        defer { rd_kafka_conf_destroy(conf) }
+        var rejections: [(index: Int, message: String)] = []
+        var message = [CChar](repeating: 0, count: 512)
+        for (index, property) in properties.enumerated() {
+            let result = rd_kafka_conf_set(conf, property.key, property.value, &message, message.count)
+            if result != RD_KAFKA_CONF_OK {
+                rejections.append((index, String(decoding: message.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)))
+            }
+        }
+        return rejections
+    }
+}
+
+/// A stand-in value for a setting that failed validation, so all settings can be checked in one pass.
+private protocol Placeholder { static var placeholder: Self { get } }
+extension String: Placeholder { static var placeholder: String { "" } }
+extension UInt16: Placeholder { static var placeholder: UInt16 { 0 } }
+extension Int: Placeholder { static var placeholder: Int { 0 } }
+extension KflowConfiguration.LogLevel: Placeholder { static var placeholder: Self { .info } }
+
+extension String {
+    /// Without the blanks Java's Properties keeps at the end of a value (a common accident in files).
+    fileprivate func trimmingBlanks() -> String {
+        let blanks: Set<Unicode.Scalar> = [" ", "\t", "\u{0C}", "\r", "\n"]
+        let scalars = unicodeScalars.drop { blanks.contains($0) }.reversed().drop { blanks.contains($0) }.reversed()
+        return String(String.UnicodeScalarView(scalars))
+    }
+}
+
+extension KflowConfiguration {
+    func source(of key: ConfigurationKey) -> ConfigurationSource { sources[key.rawValue] ?? .builtInDefault }
+}

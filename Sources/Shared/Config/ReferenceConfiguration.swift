@@ -1,0 +1,63 @@
+/// The built-in defaults, the lowest configuration layer. This text is the one source of truth: it is
+/// parsed at start-up like any `.properties` file, printed by `kflow-master --print-reference` (which
+/// packaging uses to install it as documentation), and every key it names is a known key.
+/// Keep each setting's comment here; docs/CONFIGURATION.md explains the layers around it.
+public enum ReferenceConfiguration {
+    public static let text = #"""
+# kflow reference configuration: every setting with its built-in default.
+# Put only what you change in /etc/kflow/kflow.properties (Java .properties syntax, as KFlow's).
+# Precedence, lowest to highest: these defaults < the file < KFLOW_* environment < command line.
+
+# Address to receive IPFIX / NetFlow v9 / v5 on: any IPv4 or IPv6 literal; "::" is dual-stack.
+server.host=::
+# UDP port, 1-65535.
+server.port=4739
+# Worker processes, each with its own socket in an SO_REUSEPORT group and its own Kafka producer.
+# 0 = one per online CPU.
+server.threads=0
+# SO_RCVBUF per worker socket, in bytes (the kernel caps it at net.core.rmem_max unless kflow runs
+# with CAP_NET_ADMIN).
+server.buffer.size=8388608
+# Datagrams read per recvmmsg call, 1-1024.
+server.batch.size=64
+
+# Kafka topic the JSON records are written to.
+kafka.topic=ipfix
+# Accepted for KFlow compatibility: each kflow worker owns exactly one producer; use server.threads.
+kafka.producers=1
+# How long a stopping worker waits for undelivered messages, in milliseconds.
+kafka.flush.timeout.ms=10000
+# Anything under kafka.props. goes to librdkafka verbatim (see librdkafka's CONFIGURATION.md).
+# An empty value removes a default below.
+kafka.props.bootstrap.servers=localhost:9092
+kafka.props.linger.ms=5
+kafka.props.batch.num.messages=10000
+kafka.props.compression.type=lz4
+
+# Optional extra JSON fields, comma-separated (KFlow's fields are always present).
+output.fields=
+# Records per Kafka message: 1 = one JSON object per message (KFlow's format); N > 1 = up to N
+# newline-separated JSON objects per message.
+output.batch.records=1
+
+# Seconds a template stays valid without being refreshed.
+templates.lifetime=1800
+# Templates kept per exporter session (address, port, observation domain), and in total per worker.
+templates.max.per.session=4096
+templates.max.total=65536
+# Exporter sessions tracked per worker.
+exporters.max=10000
+
+# Prometheus endpoint (/metrics); port 0 disables it.
+metrics.host=0.0.0.0
+metrics.port=8080
+
+# A worker that has not signalled life for this long is restarted, in milliseconds.
+worker.heartbeat.timeout.ms=5000
+# How long a stopping worker may take (flush included) before it is killed, in milliseconds.
+worker.stop.timeout.ms=15000
+
+# debug, info, notice, warning or error.
+log.level=info
+"""#
+}
