@@ -170,13 +170,19 @@ enum RecordDecoding {
         }
     }
 
-    /// Sets an address unless the record already has one from an earlier field: a template may
-    /// carry both IPv4 and IPv6 fields with one of them all-zero, and the non-zero one must win.
+    /// Sets an address field that a template may feed from both an IPv4 and an IPv6 IE. Exporters
+    /// send the unused family as all zeros, so a non-zero address beats a zero one; when both are
+    /// non-zero (Cisco SRv6: the IPv6 pair is the outer encapsulation) IPv4 wins, whatever the order.
     @inline(__always)
     private static func assign(_ address: IPAddress, to target: FieldTarget, _ record: inout FlowRecord) {
         @inline(__always) func merge(_ slot: inout IPAddress) {
             let slotIsZero = slot.high == 0 && slot.low == 0
-            if slot.family == .none || (slotIsZero && (address.high != 0 || address.low != 0)) { slot = address }
+            let newIsZero = address.high == 0 && address.low == 0
+            if slot.family == .none || (slotIsZero && !newIsZero)
+                || (!newIsZero && address.family == .v4 && slot.family == .v6)
+            {
+                slot = address
+            }
         }
         switch target {
         case .srcV4, .srcV6: merge(&record.src)
