@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/prctl.h>
 #include <sys/uio.h>
 
 struct kflow_rx_batch {
@@ -81,4 +82,8 @@ const struct sockaddr_storage *kflow_rx_batch_source(const kflow_rx_batch *b, un
 int kflow_memfd_create(const char *name) {
     int fd = memfd_create(name, 0);
     return fd < 0 ? -errno : fd;
+}
+
+int kflow_set_parent_death_signal(int sig) {
+    return prctl(PR_SET_PDEATHSIG, sig, 0, 0, 0) == 0 ? 0 : -errno;
 }

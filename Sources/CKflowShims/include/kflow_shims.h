@@ -36,5 +36,7 @@ static inline uint64_t kflow_counter_load(const uint64_t *counter) {
 // ---- Misc -------------------------------------------------------------------------------------------
 // memfd_create with MFD_CLOEXEC cleared so a spawned worker can inherit it; -errno on failure.
 int kflow_memfd_create(const char *name);
+// prctl(PR_SET_PDEATHSIG): the kernel sends `sig` to this process when its parent dies.
+int kflow_set_parent_death_signal(int sig);
 
 #endif

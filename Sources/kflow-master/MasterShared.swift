@@ -1,0 +1,150 @@
+import Shared
+import Synchronization
+
+/// What the metrics thread reads: live workers' segments, the totals carried from retired workers,
+/// and the master's own counters. The loop and the HTTP thread meet only here, under one lock.
+final class MasterShared: Sendable {
+    struct State {
+        var live: [WorkerSegment] = []
+        var carriedCounters = [UInt64](repeating: 0, count: WorkerSegment.counterCapacity)
+        var carriedErrors = [UInt64](repeating: 0, count: WorkerSegment.errorKindCapacity)
+        var carriedExporters: [ExporterKey: WorkerSegment.ExporterEntry] = [:]
+        var restarts: UInt64 = 0
+        var slotsInBackoff = 0
+        var reloadSuccesses: UInt64 = 0
+        var reloadFailures: UInt64 = 0
+        var lastReloadSucceeded = true
+        var socketInodes: [UInt64] = []
+        var healthy = false
+
+        /// Adds a finished worker's final counters to the carried totals (gauges are not carried).
+        mutating func carry(_ segment: WorkerSegment) {
+            for c in WorkerCounter.allCases where !c.isGauge { carriedCounters[c.rawValue] &+= segment[c] }
+            for i in 0..<WorkerSegment.errorKindCapacity { carriedErrors[i] &+= segment.errorCount(index: i) }
+            for e in segment.readExporters() ?? [] {
+                let key = ExporterKey(address: e.address, port: e.port)
+                if var old = carriedExporters[key] {
+                    old.datagrams &+= e.datagrams; old.flows &+= e.flows
+                    old.unknownTemplateSets &+= e.unknownTemplateSets
+                    carriedExporters[key] = old
+                } else if carriedExporters.count < maxCarriedExporters {
+                    carriedExporters[key] = e
+                }
+            }
+        }
+    }
+
+    struct ExporterKey: Hashable { let address: IPAddress; let port: UInt16 }
+    static let maxCarriedExporters = 10_000
+
+    private let state = Mutex(State())
+
+    func update(_ body: (inout State) -> Void) { state.withLock { body(&$0) } }
+
+    func totalFlowsDecoded() -> UInt64 {
+        state.withLock { s in
+            s.carriedCounters[WorkerCounter.flowsDecoded.rawValue] &+ s.live.reduce(0) { $0 &+ $1[.flowsDecoded] }
+        }
+    }
+
+    func respond(path: String) -> MetricsHTTPServer.Response {
+        switch path {
+        case "/metrics", "/":
+            return .init(status: 200, contentType: "text/plain; version=0.0.4; charset=utf-8", body: renderMetrics())
+        case "/healthz":
+            let healthy = state.withLock { $0.healthy }
+            return .init(status: healthy ? 200 : 503, body: healthy ? "ok\n" : "unhealthy: a worker is missing or not heartbeating\n")
+        default:
+            return .init(status: 404, body: "not found; try /metrics or /healthz\n")
+        }
+    }
+
+    func renderMetrics() -> String {
+        state.withLock { s in
+            var out = PrometheusText()
+            func total(_ c: WorkerCounter) -> UInt64 {
+                (c.isGauge ? 0 : s.carriedCounters[c.rawValue]) &+ s.live.reduce(0) { $0 &+ $1[c] }
+            }
+            for c in WorkerCounter.allCases {
+                let d = c.metric
+                out.add(d.name, c.isGauge ? .gauge : .counter, help: d.help, value: total(c))
+            }
+            out.declare("kflow_decode_errors_total", .counter, help: "Datagrams, sets or records rejected by the decoders, by reason.")
+            for kind in DecodeErrorKind.allCases {
+                let i = kind.rawValue
+                let v = s.carriedErrors[min(i, WorkerSegment.errorKindCapacity - 1)] &+ s.live.reduce(0) { $0 &+ $1.errorCount(index: i) }
+                out.add("kflow_decode_errors_total", .counter, help: "", labels: [("reason", kind.label)], value: v)
+            }
+            var exporters = s.carriedExporters
+            for seg in s.live {
+                for e in seg.readExporters() ?? [] {
+                    let key = ExporterKey(address: e.address, port: e.port)
+                    if var old = exporters[key] {
+                        old.datagrams &+= e.datagrams; old.flows &+= e.flows
+                        old.unknownTemplateSets &+= e.unknownTemplateSets
+                        exporters[key] = old
+                    } else { exporters[key] = e }
+                }
+            }
+            let sorted = exporters.values.sorted { ($0.address.description, $0.port) < ($1.address.description, $1.port) }
+            let families: [(String, String, KeyPath<WorkerSegment.ExporterEntry, UInt64>)] = [
+                ("kflow_exporter_datagrams_total", "Datagrams received per exporter (address and source port).", \.datagrams),
+                ("kflow_exporter_flows_total", "Flow records decoded per exporter.", \.flows),
+                ("kflow_exporter_unknown_template_sets_total", "Data sets dropped per exporter because their template was unknown.", \.unknownTemplateSets),
+            ]
+            for (name, help, field) in families {
+                out.declare(name, .counter, help: help)
+                for e in sorted {
+                    out.add(name, .counter, help: help, labels: [("exporter", e.address.description), ("port", String(e.port))], value: e[keyPath: field])
+                }
+            }
+            out.add("kflow_workers", .gauge, help: "Worker processes running now (all generations).", value: UInt64(s.live.filter { $0.state == .running }.count))
+            out.add("kflow_worker_restarts_total", .counter, help: "Workers that exited unexpectedly and were replaced.", value: s.restarts)
+            out.add("kflow_workers_crash_looping", .gauge, help: "Worker slots whose restarts are being delayed after repeated quick failures.", value: UInt64(s.slotsInBackoff))
+            out.declare("kflow_reloads_total", .counter, help: "Configuration reloads (SIGHUP), by result.")
+            out.add("kflow_reloads_total", .counter, help: "", labels: [("result", "success")], value: s.reloadSuccesses)
+            out.add("kflow_reloads_total", .counter, help: "", labels: [("result", "failure")], value: s.reloadFailures)
+            out.add("kflow_last_reload_successful", .gauge, help: "1 if the last reload was applied (or none happened), 0 if it was rejected.", value: s.lastReloadSucceeded ? UInt64(1) : UInt64(0))
+            out.add("kflow_build_info", .gauge, help: "kflow build information.", labels: [("version", KflowVersion.string), ("librdkafka", librdkafkaVersion)], value: UInt64(1))
+            let kernel = ProcNetUDP.read(inodes: Set(s.socketInodes))
+            out.declare("server_packet_drops", .counter, help: "Datagrams the kernel dropped on a kflow socket (from /proc/net/udp{,6}), per socket.")
+            for (i, inode) in s.socketInodes.enumerated() {
+                out.add("server_packet_drops", .counter, help: "", labels: [("socket", String(i))], value: kernel[inode]?.drops ?? 0)
+            }
+            out.declare("server_receive_queue", .gauge, help: "Bytes waiting in a kflow socket's receive queue (from /proc/net/udp{,6}), per socket.")
+            for (i, inode) in s.socketInodes.enumerated() {
+                out.add("server_receive_queue", .gauge, help: "", labels: [("socket", String(i))], value: kernel[inode]?.receiveQueueBytes ?? 0)
+            }
+            return out.text
+        }
+    }
+}
+
+extension WorkerCounter {
+    /// Prometheus name and help for each worker counter.
+    var metric: (name: String, help: String) {
+        switch self {
+        case .datagramsReceived: ("kflow_datagrams_received_total", "UDP datagrams received.")
+        case .datagramBytesReceived: ("kflow_datagram_bytes_received_total", "UDP payload bytes received.")
+        case .datagramsTruncated: ("kflow_datagrams_truncated_total", "Datagrams larger than the receive buffer, dropped.")
+        case .receiveErrors: ("kflow_receive_errors_total", "Socket receive errors.")
+        case .flowsDecoded: ("kflow_flows_decoded_total", "Flow records decoded.")
+        case .optionsRecords: ("kflow_options_records_total", "Options data records parsed (not emitted as flows).")
+        case .unknownTemplateSets: ("kflow_unknown_template_sets_total", "Data sets dropped because their template is unknown (per exporter: kflow_exporter_unknown_template_sets_total).")
+        case .templatesAdded: ("kflow_templates_added_total", "Templates learned.")
+        case .templatesReplaced: ("kflow_templates_replaced_total", "Templates redefined by their exporter.")
+        case .templatesExpired: ("kflow_templates_expired_total", "Templates expired after templates.lifetime without refresh.")
+        case .templatesRejected: ("kflow_templates_rejected_total", "Templates refused by the per-session or total limit.")
+        case .templateWithdrawalsIgnored: ("kflow_template_withdrawals_ignored_total", "Template withdrawals received over UDP and ignored (RFC 7011 section 8.4).")
+        case .kafkaProduced: ("kflow_kafka_produced_total", "Messages handed to the Kafka producer.")
+        case .kafkaDelivered: ("kflow_kafka_delivered_total", "Messages the broker acknowledged.")
+        case .kafkaDeliveryFailed: ("kflow_kafka_delivery_failed_total", "Messages that failed delivery (after librdkafka's retries).")
+        case .kafkaQueueFullDrops: ("kflow_kafka_queue_full_drops_total", "Messages dropped because the producer queue was full.")
+        case .kafkaProduceErrors: ("kflow_kafka_produce_errors_total", "Messages the producer refused for another reason.")
+        case .outputEncodeErrors: ("kflow_output_encode_errors_total", "Records that could not be encoded.")
+        case .kafkaQueueDepth: ("kflow_kafka_queue_depth", "Messages waiting in the producers' queues.")
+        case .templatesActive: ("kflow_templates_active", "Templates currently cached.")
+        case .exportersActive: ("kflow_exporters_active", "Exporter sessions currently tracked.")
+        }
+    }
+}
