@@ -249,9 +249,10 @@ struct LayeredLookup {
         )
     }
 
-    /// Every `kafka.props.*` key any layer sets.
+    /// Every `kafka.props.*` key any layer sets (a bare `kafka.props.` is reported as unknown instead).
     var kafkaPropertyKeys: Set<String> {
-        Set(layers.flatMap { $0.keys.filter { $0.hasPrefix(ConfigurationKey.kafkaPropsPrefix) } })
+        let prefix = ConfigurationKey.kafkaPropsPrefix
+        return Set(layers.flatMap { $0.keys.filter { $0.hasPrefix(prefix) && $0.count > prefix.count } })
     }
 }
 
