@@ -22,6 +22,10 @@ def kflow_bin_dir() -> Path:
     return Path(os.environ.get("KFLOW_BIN") or REPO / ".build" / "debug")
 
 
+class ProcessExited(RuntimeError):
+    """A process a wait depends on is gone: waiting longer cannot help."""
+
+
 def wait_until(predicate, timeout: float, interval: float = 0.1, what: str = "condition"):
     """Polls `predicate` until it returns a truthy value (returned) or `timeout` seconds pass (TimeoutError)."""
     deadline = time.monotonic() + timeout
@@ -31,6 +35,8 @@ def wait_until(predicate, timeout: float, interval: float = 0.1, what: str = "co
             value = predicate()
             if value:
                 return value
+        except ProcessExited:
+            raise
         except Exception as error:  # a scrape of a process that is still starting may fail; keep polling
             last_error = error
         if time.monotonic() >= deadline:
@@ -182,15 +188,19 @@ class Kflow:
         return self
 
     def wait_ready(self, timeout: float = 30.0) -> None:
+        seen = {}
+
         def ready():
             if self.process.poll() is not None:
-                raise RuntimeError(f"kflow-master exited with {self.process.returncode}")
-            return self.metrics().get("kflow_workers") == self.threads and len(self.worker_pids()) == self.threads
+                raise ProcessExited(f"kflow-master exited with {self.process.returncode}")
+            seen["kflow_workers"] = self.metrics().get("kflow_workers")
+            seen["worker processes"] = self.worker_pids()
+            return seen["kflow_workers"] == self.threads and len(seen["worker processes"]) == self.threads
 
         try:
-            wait_until(ready, timeout, 0.1, f"kflow metrics answering with kflow_workers == {self.threads}")
-        except (TimeoutError, RuntimeError) as error:
-            raise RuntimeError(f"{error}\n--- kflow output ---\n{tail(self.stderr_path)}") from None
+            wait_until(ready, timeout, 0.1, f"kflow ready with {self.threads} workers")
+        except (TimeoutError, ProcessExited) as error:
+            raise RuntimeError(f"{error}; last seen {seen}\n--- kflow output ---\n{tail(self.stderr_path)}") from None
 
     def metrics(self) -> metrics_mod.Metrics:
         return metrics_mod.scrape(self.metrics_port)
