@@ -1,0 +1,91 @@
+/// Where finished messages go (the Kafka producer in the worker; a counter in benchmarks and tests).
+/// The bytes are valid only during the call: a transport that keeps them must copy them.
+public protocol MessageTransport {
+    mutating func send(_ message: UnsafeRawBufferPointer)
+}
+
+/// Builds messages from records: one record per message (KFlow's format and the default) or, opt-in,
+/// several records separated by "\n" in one message, up to `maxRecords` records or `maxBytes` bytes.
+///
+/// Protocol: `append` a record; when `isFull`, send `message` and `clear()`. A full batch refuses
+/// records (append returns false), so nothing is lost silently and no message exceeds `maxBytes`.
+public struct JSONMessageBatch {
+    public let encoder: KFlowJSONEncoder
+    public let maxRecords: Int
+    /// The size limit of one message; raised to one worst-case record when given smaller.
+    public let maxBytes: Int
+    @inlinable public var recordCount: Int { records }
+    @usableFromInline var records = 0
+    @usableFromInline let buffer: OutputBuffer
+
+    /// - Parameters:
+    ///   - maxRecords: records per message; 1 (the default) is KFlow's one message per flow.
+    ///   - maxBytes: message size limit, e.g. below the broker's `message.max.bytes` (default 1 MB).
+    public init(encoder: KFlowJSONEncoder = KFlowJSONEncoder(), maxRecords: Int = 1, maxBytes: Int = 1_000_000) {
+        self.encoder = encoder
+        self.maxRecords = max(maxRecords, 1)
+        self.maxBytes = max(maxBytes, encoder.maxRecordBytes)
+        // No more memory than maxRecords worst-case records (and their separators) can use.
+        let needed = self.maxRecords.multipliedReportingOverflow(by: encoder.maxRecordBytes + 1)
+        buffer = OutputBuffer(capacity: needed.overflow ? self.maxBytes : min(self.maxBytes, needed.partialValue))
+    }
+
+    @inlinable public var isEmpty: Bool { recordCount == 0 }
+
+    /// True when the message must be sent before another record can be added: it holds `maxRecords`
+    /// records, or too little room is left for a worst-case record and its separator.
+    @inlinable public var isFull: Bool {
+        recordCount >= maxRecords || buffer.remaining < encoder.maxRecordBytes + (recordCount > 0 ? 1 : 0)
+    }
+
+    /// Adds the record to the message; false (nothing written) when the batch is full.
+    @inlinable @discardableResult
+    public mutating func append(_ record: borrowing FlowRecord) -> Bool {
+        if isFull { return false }
+        if recordCount > 0 { buffer.append(UInt8(ascii: "\n")) }
+        guard encoder.append(record, to: buffer) else { return false }  // unreachable: isFull checked room
+        records += 1
+        return true
+    }
+
+    /// The message so far. Valid until the next `append` or `clear`.
+    @inlinable public var message: UnsafeRawBufferPointer { buffer.bytes }
+
+    /// Starts a new, empty message, keeping the memory.
+    @inlinable public mutating func clear() {
+        buffer.removeAll()
+        records = 0
+    }
+}
+
+/// The `FlowSink` that encodes each record and hands complete messages to a transport.
+public struct JSONFlowSink<Transport: MessageTransport>: FlowSink {
+    public var transport: Transport
+    /// The message being built (read-only outside: records go in through `emit`).
+    @inlinable public var pending: JSONMessageBatch { batch }
+    @usableFromInline var batch: JSONMessageBatch
+
+    public init(batch: JSONMessageBatch = JSONMessageBatch(), transport: Transport) {
+        self.batch = batch
+        self.transport = transport
+    }
+
+    @inlinable public mutating func emit(_ record: borrowing FlowRecord) {
+        if !batch.append(record) {
+            sendBatch()
+            batch.append(record)
+        }
+        if batch.isFull { sendBatch() }
+    }
+
+    /// Sends a partly filled batch; call when the receive loop goes idle so batched records never wait.
+    /// (In one-record-per-message mode nothing is ever pending.)
+    @inlinable public mutating func flush() {
+        if !batch.isEmpty { sendBatch() }
+    }
+
+    @inlinable mutating func sendBatch() {
+        transport.send(batch.message)
+        batch.clear()
+    }
+}

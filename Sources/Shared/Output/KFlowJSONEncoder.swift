@@ -1,0 +1,126 @@
+/// Turns a `FlowRecord` into KFlow's JSON object:
+/// `{"dvc":"192.0.2.1","src":"10.0.0.1","srcp":443,"dst":"10.0.0.2","dstp":51000,"proto":6,"flags":24,"bytes":1500,"pkts":3,"time":1700000000000}`
+/// in this key order without spaces, followed by the selected `OutputFields` the record has, in catalog order.
+///
+/// Writes straight into an `OutputBuffer` (no allocation, no `String`); one reservation of the worst case
+/// per record is the only capacity check.
+public struct KFlowJSONEncoder: Sendable {
+    public let fields: OutputFields
+    /// The longest JSON text one record can produce with `fields` (plus the writers' overrun slack).
+    public let maxRecordBytes: Int
+
+    public init(fields: OutputFields = []) {
+        self.fields = fields
+        var bound = JSONKeys.baseBound + TextLimits.overrun
+        for extra in JSONKeys.extras where fields.contains(extra.field) {
+            bound += extra.key.utf8CodeUnitCount + extra.maxValueBytes
+        }
+        maxRecordBytes = bound
+    }
+
+    /// Appends the record's JSON (no newline). Returns false, writing nothing, when the buffer has fewer
+    /// than `maxRecordBytes` left.
+    @inlinable @discardableResult
+    public func append(_ record: borrowing FlowRecord, to buffer: OutputBuffer) -> Bool {
+        guard let start = buffer.reserve(maxRecordBytes) else { return false }
+        var cursor = TextCursor(start)
+        write(record, to: &cursor)
+        buffer.commit(cursor.position - start)
+        return true
+    }
+
+    @inlinable func write(_ record: borrowing FlowRecord, to cursor: inout TextCursor) {
+        cursor.append(JSONKeys.dvc)
+        cursor.appendAddress(record.exporter.unmapped)
+        cursor.append(JSONKeys.src)
+        cursor.appendAddress(record.src)
+        cursor.append(JSONKeys.srcPort)
+        cursor.appendDecimal(record.srcPort)
+        cursor.append(JSONKeys.dst)
+        cursor.appendAddress(record.dst)
+        cursor.append(JSONKeys.dstPort)
+        cursor.appendDecimal(record.dstPort)
+        cursor.append(JSONKeys.proto)
+        cursor.appendDecimal(record.proto)
+        cursor.append(JSONKeys.flags)
+        cursor.appendDecimal(record.tcpFlags)
+        cursor.append(JSONKeys.bytes)
+        cursor.appendDecimal(record.bytes)
+        cursor.append(JSONKeys.packets)
+        cursor.appendDecimal(record.packets)
+        cursor.append(JSONKeys.time)
+        cursor.appendDecimal(record.exportTimeMs)
+
+        // OutputFields share FlowRecord.Present's bits (domain is always known).
+        let selected = fields.rawValue & (record.present.rawValue | OutputFields.domain.rawValue)
+        if selected != 0 { writeExtras(record, selected: selected, to: &cursor) }
+        cursor.append(UInt8(ascii: "}"))
+    }
+
+    @inlinable func writeExtras(_ record: borrowing FlowRecord, selected: UInt32, to cursor: inout TextCursor) {
+        @inline(__always) func has(_ field: OutputFields) -> Bool { selected & field.rawValue != 0 }
+        if has(.start) { cursor.append(JSONKeys.start); cursor.appendDecimal(record.flowStartMs) }
+        if has(.end) { cursor.append(JSONKeys.end); cursor.appendDecimal(record.flowEndMs) }
+        if has(.inInterface) { cursor.append(JSONKeys.inInterface); cursor.appendDecimal(record.inputInterface) }
+        if has(.outInterface) { cursor.append(JSONKeys.outInterface); cursor.appendDecimal(record.outputInterface) }
+        if has(.srcAS) { cursor.append(JSONKeys.srcAS); cursor.appendDecimal(record.srcAS) }
+        if has(.dstAS) { cursor.append(JSONKeys.dstAS); cursor.appendDecimal(record.dstAS) }
+        if has(.nextHop) {
+            cursor.append(JSONKeys.nextHop)
+            cursor.appendAddress(record.nextHop)
+            cursor.append(UInt8(ascii: "\""))
+        }
+        if has(.vlan) { cursor.append(JSONKeys.vlan); cursor.appendDecimal(record.vlan) }
+        if has(.tos) { cursor.append(JSONKeys.tos); cursor.appendDecimal(record.tos) }
+        if has(.domain) { cursor.append(JSONKeys.domain); cursor.appendDecimal(record.observationDomain) }
+        if has(.direction) { cursor.append(JSONKeys.direction); cursor.appendDecimal(record.direction) }
+        if has(.srcMask) { cursor.append(JSONKeys.srcMask); cursor.appendDecimal(record.srcMask) }
+        if has(.dstMask) { cursor.append(JSONKeys.dstMask); cursor.appendDecimal(record.dstMask) }
+        if has(.sampling) { cursor.append(JSONKeys.sampling); cursor.appendDecimal(record.samplingInterval) }
+    }
+}
+
+/// The literal text between values, shared by the encoder and its worst-case bound.
+@usableFromInline enum JSONKeys {
+    @usableFromInline static let dvc: StaticString = #"{"dvc":""#
+    @usableFromInline static let src: StaticString = #"","src":""#
+    @usableFromInline static let srcPort: StaticString = #"","srcp":"#
+    @usableFromInline static let dst: StaticString = #","dst":""#
+    @usableFromInline static let dstPort: StaticString = #"","dstp":"#
+    @usableFromInline static let proto: StaticString = #","proto":"#
+    @usableFromInline static let flags: StaticString = #","flags":"#
+    @usableFromInline static let bytes: StaticString = #","bytes":"#
+    @usableFromInline static let packets: StaticString = #","pkts":"#
+    @usableFromInline static let time: StaticString = #","time":"#
+
+    @usableFromInline static let start: StaticString = #","start":"#
+    @usableFromInline static let end: StaticString = #","end":"#
+    @usableFromInline static let inInterface: StaticString = #","in_if":"#
+    @usableFromInline static let outInterface: StaticString = #","out_if":"#
+    @usableFromInline static let srcAS: StaticString = #","src_as":"#
+    @usableFromInline static let dstAS: StaticString = #","dst_as":"#
+    @usableFromInline static let nextHop: StaticString = #","nexthop":""#
+    @usableFromInline static let vlan: StaticString = #","vlan":"#
+    @usableFromInline static let tos: StaticString = #","tos":"#
+    @usableFromInline static let domain: StaticString = #","domain":"#
+    @usableFromInline static let direction: StaticString = #","dir":"#
+    @usableFromInline static let srcMask: StaticString = #","src_mask":"#
+    @usableFromInline static let dstMask: StaticString = #","dst_mask":"#
+    @usableFromInline static let sampling: StaticString = #","sampling":"#
+
+    /// KFlow's ten fields at their longest: three addresses, two ports, proto, flags, three UInt64s, "}".
+    static var baseBound: Int {
+        let literals: [StaticString] = [dvc, src, srcPort, dst, dstPort, proto, flags, bytes, packets, time]
+        return literals.reduce(0) { $0 + $1.utf8CodeUnitCount }
+            + 3 * TextLimits.address + 2 * 5 + 3 + 5 + 3 * TextLimits.decimalDigits + 1
+    }
+
+    /// Each optional field's key and the longest text of its value (UInt64: 20, UInt32: 10, UInt16: 5,
+    /// UInt8: 3, an address and its closing quote: 40).
+    static let extras: [(field: OutputFields, key: StaticString, maxValueBytes: Int)] = [
+        (.start, start, 20), (.end, end, 20), (.inInterface, inInterface, 10), (.outInterface, outInterface, 10),
+        (.srcAS, srcAS, 10), (.dstAS, dstAS, 10), (.nextHop, nextHop, TextLimits.address + 1), (.vlan, vlan, 5),
+        (.tos, tos, 3), (.domain, domain, 10), (.direction, direction, 3), (.srcMask, srcMask, 3),
+        (.dstMask, dstMask, 3), (.sampling, sampling, 10),
+    ]
+}

@@ -1,0 +1,190 @@
+/// Low-level text writing for the JSON encoder: decimal numbers and IP addresses written straight into
+/// reserved output memory. Fenced here so the rest of the output code never touches raw pointers.
+///
+/// The caller reserves the worst case first (see `TextLimits`); these writes do no bounds checks.
+/// The digit tables are `StaticString`s: they live in the binary's read-only data, so using them costs
+/// no initialisation and no allocation.
+
+/// "00", "01", ... "99": decimal numbers are written two digits at a time.
+@usableFromInline let decimalPairs: StaticString = "00010203040506070809101112131415161718192021222324252627282930313233343536373839404142434445464748495051525354555657585960616263646566676869707172737475767778798081828384858687888990919293949596979899"
+
+/// 0...255 as 4 bytes each: the digits, padded with '.', then the digit count as an ASCII digit.
+/// A dotted quad is written with one 4-byte store per octet; the padding is overwritten by what follows.
+@usableFromInline let octetTexts: StaticString = """
+    0..11..12..13..14..15..16..17..18..19..110.211.212.213.214.215.2\
+    16.217.218.219.220.221.222.223.224.225.226.227.228.229.230.231.2\
+    32.233.234.235.236.237.238.239.240.241.242.243.244.245.246.247.2\
+    48.249.250.251.252.253.254.255.256.257.258.259.260.261.262.263.2\
+    64.265.266.267.268.269.270.271.272.273.274.275.276.277.278.279.2\
+    80.281.282.283.284.285.286.287.288.289.290.291.292.293.294.295.2\
+    96.297.298.299.2100310131023103310431053106310731083109311031113\
+    1123113311431153116311731183119312031213122312331243125312631273\
+    1283129313031313132313331343135313631373138313931403141314231433\
+    1443145314631473148314931503151315231533154315531563157315831593\
+    1603161316231633164316531663167316831693170317131723173317431753\
+    1763177317831793180318131823183318431853186318731883189319031913\
+    1923193319431953196319731983199320032013202320332043205320632073\
+    2083209321032113212321332143215321632173218321932203221322232233\
+    2243225322632273228322932303231323232333234323532363237323832393\
+    2403241324232433244324532463247324832493250325132523253325432553
+    """
+
+@usableFromInline let hexDigits: StaticString = "0123456789abcdef"
+
+/// Longest texts the writers produce, for reservations.
+public enum TextLimits {
+    /// UInt64.max has 20 digits.
+    public static let decimalDigits = 20
+    /// An IPv6 address without mixed notation, "ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff" (39), is longer
+    /// than "::ffff:255.255.255.255" (22) and "255.255.255.255" (15).
+    public static let address = 39
+    /// The dotted-quad writer stores 4 bytes per octet, up to 3 past the text it leaves.
+    public static let overrun = 3
+}
+
+/// A write position in reserved memory.
+@usableFromInline struct TextCursor {
+    @usableFromInline var position: UnsafeMutablePointer<UInt8>
+
+    @inlinable init(_ position: UnsafeMutablePointer<UInt8>) { self.position = position }
+
+    @inlinable mutating func append(_ byte: UInt8) {
+        position.pointee = byte
+        position += 1
+    }
+
+    @inlinable mutating func append(_ literal: StaticString) {
+        let count = literal.utf8CodeUnitCount
+        position.update(from: literal.utf8Start, count: count)
+        position += count
+    }
+
+    /// Unsigned decimal without leading zeros.
+    @inlinable mutating func appendDecimal(_ value: UInt64) {
+        if value < 10 {
+            append(UInt8(truncatingIfNeeded: value) &+ UInt8(ascii: "0"))
+            return
+        }
+        let length = Self.decimalLength(value)
+        var end = position + length
+        var rest = value
+        let pairs = decimalPairs.utf8Start
+        while rest >= 100 {
+            let quotient = rest / 100
+            let pair = Int(truncatingIfNeeded: rest &- quotient &* 100) &* 2
+            end -= 2
+            end[0] = pairs[pair]
+            end[1] = pairs[pair &+ 1]
+            rest = quotient
+        }
+        if rest >= 10 {
+            let pair = Int(truncatingIfNeeded: rest) &* 2
+            end -= 2
+            end[0] = pairs[pair]
+            end[1] = pairs[pair &+ 1]
+        } else {
+            end -= 1
+            end[0] = UInt8(truncatingIfNeeded: rest) &+ UInt8(ascii: "0")
+        }
+        position += length
+    }
+
+    @inlinable mutating func appendDecimal(_ value: UInt32) { appendDecimal(UInt64(value)) }
+    @inlinable mutating func appendDecimal(_ value: UInt16) { appendDecimal(UInt64(value)) }
+    @inlinable mutating func appendDecimal(_ value: UInt8) { appendDecimal(UInt64(value)) }
+
+    /// Number of decimal digits of a value >= 10.
+    @inlinable static func decimalLength(_ value: UInt64) -> Int {
+        // Most values on the hot path (ports, counters, ms timestamps) are short or exactly 13 digits;
+        // a comparison ladder beats a division loop for them.
+        var length = 2
+        var threshold: UInt64 = 100
+        while value >= threshold {
+            length += 1
+            if length == 20 { return 20 }
+            threshold &*= 10
+        }
+        return length
+    }
+
+    /// One IPv4 octet, through the octet table (see `octetTexts`). Writes up to 3 bytes past the text.
+    @inlinable mutating func appendOctet(_ octet: UInt32) {
+        let entry = octetTexts.utf8Start + Int(octet & 0xFF) &* 4
+        UnsafeMutableRawPointer(position).copyMemory(from: entry, byteCount: 4)
+        position += Int(entry[3] &- UInt8(ascii: "0"))
+    }
+
+    /// a.b.c.d from the address in host order (192.0.2.1 == 0xC000_0201).
+    @inlinable mutating func appendDottedQuad(_ value: UInt32) {
+        appendOctet(value >> 24)
+        append(UInt8(ascii: "."))
+        appendOctet(value >> 16)
+        append(UInt8(ascii: "."))
+        appendOctet(value >> 8)
+        append(UInt8(ascii: "."))
+        appendOctet(value)
+    }
+
+    /// A 16-bit group in lowercase hex without leading zeros ("0" for zero).
+    @inlinable mutating func appendHexGroup(_ group: UInt16) {
+        let digits = group == 0 ? 1 : (16 &- group.leadingZeroBitCount &+ 3) / 4
+        let hex = hexDigits.utf8Start
+        var shift = (digits &- 1) &* 4
+        while shift >= 0 {
+            append(hex[Int((group >> UInt16(shift)) & 0xF)])
+            shift -= 4
+        }
+    }
+
+    /// The address as text: dotted quad for IPv4, RFC 5952 for IPv6 (IPv4-mapped as ::ffff:a.b.c.d),
+    /// "0.0.0.0" when there is no address (KFlow's consumers expect an address string in every field).
+    @inlinable mutating func appendAddress(_ address: IPAddress) {
+        switch address.family {
+        case .v4: appendDottedQuad(address.v4Value)
+        case .none: append("0.0.0.0")
+        case .v6:
+            if address.isV4Mapped {
+                append("::ffff:")
+                appendDottedQuad(UInt32(truncatingIfNeeded: address.low))
+            } else {
+                appendIPv6(high: address.high, low: address.low)
+            }
+        }
+    }
+
+    /// RFC 5952 section 4: lowercase, no leading zeros, the longest run of two or more zero groups
+    /// shortened to "::" (the first such run on a tie), a single zero group written as "0".
+    @usableFromInline mutating func appendIPv6(high: UInt64, low: UInt64) {
+        @inline(__always) func group(_ index: Int) -> UInt16 {
+            let half = index < 4 ? high : low
+            return UInt16(truncatingIfNeeded: half >> UInt64((3 &- (index & 3)) &* 16))
+        }
+        var bestStart = -1, bestLength = 0
+        var runStart = -1
+        for index in 0..<8 {
+            if group(index) == 0 {
+                if runStart < 0 { runStart = index }
+                let length = index &- runStart &+ 1
+                if length > bestLength { bestStart = runStart; bestLength = length }
+            } else {
+                runStart = -1
+            }
+        }
+        if bestLength < 2 { bestStart = -1 }
+
+        var index = 0
+        var needsSeparator = false
+        while index < 8 {
+            if index == bestStart {
+                append("::")
+                index &+= bestLength
+                needsSeparator = false
+                continue
+            }
+            if needsSeparator { append(UInt8(ascii: ":")) }
+            appendHexGroup(group(index))
+            needsSeparator = true
+            index &+= 1
+        }
+    }
+}
