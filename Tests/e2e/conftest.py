@@ -58,7 +58,7 @@ def topic(request) -> str:
 @pytest.fixture
 def kflow_factory(request, tmp_path):
     """Starts kflow-master (2 workers unless told otherwise) and waits until /metrics reports all workers.
-    At teardown: SIGTERM, exit code 0 within 15 s, no process of its group left behind."""
+    At teardown: SIGTERM, exit code 0 within 25 s (kflow gives its workers 15 s to flush), no process of its group left behind."""
     started: list[Kflow] = []
     request.node.kflow_processes = started
 
@@ -85,7 +85,7 @@ def kflow_factory(request, tmp_path):
     for handle in started:
         was_running = handle.process is not None
         try:
-            code = handle.stop()
+            code = handle.stop(timeout=25)
         except TimeoutError as error:
             problems.append(f"{error}\n{tail(handle.stderr_path)}")
             continue

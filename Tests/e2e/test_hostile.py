@@ -124,6 +124,7 @@ def assert_still_decodes(kflow, records, workers_before, expected_records_before
     ], f"records after hostile input: {got}"
     metrics = kflow.metrics()
     assert metrics.get("kflow_workers") == 2
+    assert metrics.total("kflow_worker_restarts_total") == 0
 
 
 # Reasons each category must raise (DecodeErrorKind labels); other reasons may rise too.

@@ -33,7 +33,7 @@ def test_signal_flushes_lingering_records_and_exits_zero(kflow_factory, broker, 
     assert held.total("kflow_kafka_delivered_total") == 0, "linger.ms did not hold the records back"
 
     started = time.monotonic()
-    code = kflow.stop(timeout=15, signum=signum)
+    code = kflow.stop(timeout=25, signum=signum)
     took = time.monotonic() - started
     assert code == 0, f"kflow-master exited with {code}"
     assert kflow.stray_pids == [], f"processes outlived the master: {kflow.stray_pids}"
@@ -48,7 +48,9 @@ def test_both_workers_take_traffic_from_many_source_ports(kflow_factory, broker,
     """Pauses one worker at a time (SIGSTOP) while datagrams arrive from many source ports: the paused
     worker's socket must fill (so SO_REUSEPORT gives it a share), and once resumed it must drain it, so
     every record reaches Kafka."""
-    kflow = kflow_factory(broker.bootstrap, topic, server__buffer__size=4 * 1024 * 1024)
+    # A paused worker misses heartbeats; the default 5 s is close to what a slow machine needs here.
+    kflow = kflow_factory(broker.bootstrap, topic, server__buffer__size=4 * 1024 * 1024,
+                          worker__heartbeat__timeout__ms=60000)
     workers = kflow.worker_pids()
     assert len(workers) == 2
     filled_sockets = []
