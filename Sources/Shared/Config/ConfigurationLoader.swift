@@ -124,7 +124,7 @@ enum ConfigurationLoader {
         let scalarNames = Set(ConfigurationKey.scalarKeys.map { environmentName(of: $0.rawValue) })
         var keys: [String] = []
         var notices: [String] = []
-        for name in environment.keys.sorted() where name.hasPrefix(prefix) && name != ConfigurationSources.configFileVariable {
+        for name in environment.keys.sorted() where name.hasPrefix(prefix) && !ConfigurationSources.nonSettingVariables.contains(name) {
             if scalarNames.contains(name) {
                 keys.append(String(name.dropFirst(prefix.count)).lowercased().replacing("_", with: "."))
             } else if name.hasPrefix(kafkaPrefix), name.count > kafkaPrefix.count,

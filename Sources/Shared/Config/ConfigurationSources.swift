@@ -50,14 +50,16 @@ public struct ConfigurationSources: Sendable, Equatable {
     public static let configFileVariable = "KFLOW_CONFIG"
     /// Environment variables naming settings start with this (KFLOW_SERVER_PORT = server.port).
     public static let environmentPrefix = "KFLOW_"
+    /// `KFLOW_*` variables that are not settings yet are kflow's own (the file, the worker executable).
+    public static let nonSettingVariables: Set<String> = [configFileVariable, "KFLOW_WORKER"]
 
     public var file: ConfigFileLocation
     /// The process environment (only `KFLOW_*` variables are looked at).
     public var environment: [String: String]
     /// Command-line settings in the order given; a later one for the same key wins.
     public var commandLine: [CommandLineOverride]
-    /// The names `output.fields` may list; nil accepts any name.
-    public var outputFieldNames: Set<String>?
+    /// The names `output.fields` may list (by default the encoder's catalog); nil accepts any name.
+    public var outputFieldNames: Set<String>? = Set(OutputFields.catalog.map(\.name))
     /// Whether to ask librdkafka to accept every `kafka.props.*` entry (name and value) while loading.
     public var checksKafkaPropertiesWithLibrdkafka = true
 
