@@ -1,2 +1,3 @@
 import Shared
-print("kflow-master")
+
+KflowMasterCommand.main()
