@@ -1,2 +1,25 @@
+import CKflowShims
+import Logging
 import Shared
-print("kflow-worker")
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+// Signals are taken synchronously by the loop; the master's death becomes a SIGTERM too.
+let signals = SignalWaiter(signals: [SIGTERM, SIGINT, SIGQUIT])
+_ = kflow_set_parent_death_signal(SIGTERM)
+signal(SIGHUP, SIG_IGN)  // reloads are the master's business
+signal(SIGPIPE, SIG_IGN)
+if getppid() == 1 { exit(0) }  // the master died before we got here
+
+KflowLogging.bootstrap(label: "kflow-worker[\(getpid())]", level: .info)
+let logger = Logger(label: "kflow-worker")
+do {
+    let options = try Worker.Options(arguments: Array(CommandLine.arguments.dropFirst()))
+    let worker = try Worker(options: options, signals: signals, logger: logger)
+    exit(worker.run())
+} catch {
+    logger.critical("cannot start: \(error)")
+    exit(2)
+}

@@ -1,0 +1,233 @@
+import CKflowShims
+import Logging
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// One worker process's job: receive datagrams from its sockets in batches, decode them, encode JSON
+/// and produce to Kafka, publishing counters and a heartbeat to its shared-memory segment. It never
+/// waits on another worker, and it stops on SIGTERM/SIGINT (or its master's death) after flushing.
+public final class Worker {
+    public struct Options: Sendable {
+        public var socketFDs: [Int32]
+        public var segmentFD: Int32
+        public var configFD: Int32
+        public var slot: Int
+        public var generation: UInt64
+
+        /// Parses `--socket-fds 3,4 --segment-fd 5 --config-fd 6 --slot 0 --generation 1`.
+        public init(arguments: [String]) throws(WorkerError) {
+            var values: [String: String] = [:]
+            var i = 0
+            while i < arguments.count {
+                let name = arguments[i]
+                guard name.hasPrefix("--"), i + 1 < arguments.count else { throw .usage("unexpected argument '\(name)'") }
+                values[String(name.dropFirst(2))] = arguments[i + 1]
+                i += 2
+            }
+            func number(_ key: String) throws(WorkerError) -> Int {
+                guard let text = values[key], let v = Int(text), v >= 0 else { throw .usage("--\(key) needs a non-negative number") }
+                return v
+            }
+            let fds = (values["socket-fds"] ?? "").split(separator: ",").compactMap { Int32($0) }
+            guard !fds.isEmpty else { throw .usage("--socket-fds needs a comma-separated list of descriptors") }
+            socketFDs = fds
+            segmentFD = Int32(try number("segment-fd"))
+            configFD = Int32(try number("config-fd"))
+            slot = try number("slot")
+            generation = UInt64(try number("generation"))
+        }
+    }
+
+    public enum WorkerError: Error, CustomStringConvertible {
+        case usage(String)
+        case configuration(String)
+        case system(SystemError)
+        case kafka(String)
+
+        public var description: String {
+            switch self {
+            case .usage(let s): "usage: \(s) (kflow-worker is started by kflow-master)"
+            case .configuration(let s): "configuration from the master: \(s)"
+            case .system(let e): e.description
+            case .kafka(let s): "Kafka producer: \(s)"
+            }
+        }
+    }
+
+    private let options: Options
+    private let configuration: KflowConfiguration
+    private let segment: WorkerSegment
+    private let logger: Logger
+    private let producer: KafkaProducer
+    private let decoder: FlowDecoder
+    private var sink: JSONFlowSink<KafkaProducer>
+    private let signals: SignalWaiter
+
+    /// Reads the configuration from the master's pipe and sets everything up; nothing is received yet.
+    public init(options: Options, signals: SignalWaiter, logger: Logger) throws(WorkerError) {
+        self.options = options
+        self.signals = signals
+        self.logger = logger
+        do { segment = try WorkerSegment.attach(fd: options.segmentFD) } catch { throw .system(error) }
+        segment.announce(pid: getpid(), generation: options.generation)
+        segment.setState(.starting)
+        let text = Self.readAll(fd: options.configFD)
+        close(options.configFD)
+        do { configuration = try KflowConfiguration.parse(workerText: text) } catch {
+            throw .configuration("\(error)")
+        }
+        do {
+            producer = try KafkaProducer(
+                properties: configuration.kafkaProperties.map { (name: $0.key, value: $0.value) },
+                topic: configuration.kafkaTopic,
+                log: { [logger] line in
+                    // librdkafka's syslog levels: 0-3 errors, 4 warning, 5 notice, 6 info, 7 debug.
+                    let level: Logger.Level = line.level <= 3 ? .error : line.level == 4 ? .warning : line.level == 5 ? .notice : .info
+                    logger.log(level: level, "librdkafka \(line.facility): \(line.message)")
+                })
+        } catch {
+            throw .kafka("\(error)")
+        }
+        decoder = FlowDecoder(configuration: DecoderConfiguration(
+            templateLifetimeSeconds: UInt32(clamping: configuration.templatesLifetimeSeconds),
+            maxTemplatesPerSession: configuration.templatesMaxPerSession,
+            maxTemplatesTotal: configuration.templatesMaxTotal,
+            maxSessions: configuration.exportersMax))
+        let fields: OutputFields
+        do { fields = try OutputFields(parsing: configuration.outputFields.joined(separator: ",")) } catch {
+            throw .configuration("\(error)")
+        }
+        let batch = JSONMessageBatch(encoder: KFlowJSONEncoder(fields: fields), maxRecords: configuration.outputBatchRecords)
+        sink = JSONFlowSink(batch: batch, transport: producer)
+    }
+
+    /// The receive loop; returns the process exit code.
+    public func run() -> Int32 {
+        let batchSize = max(1, min(configuration.serverBatchSize, 1024))
+        // 65535-octet IPFIX messages must fit; one more byte lets MSG_TRUNC flag anything longer.
+        guard let rx = kflow_rx_batch_create(UInt32(batchSize), 65536) else {
+            logger.critical("cannot allocate the receive batch")
+            return 1
+        }
+        defer { kflow_rx_batch_destroy(rx) }
+        var pollFDs = options.socketFDs.map { pollfd(fd: $0, events: Int16(POLLIN), revents: 0) }
+        var local = LocalCounters()
+        var lastExportersPublishNs: UInt64 = 0
+        segment.setState(.running)
+        logger.info("worker \(options.slot) (generation \(options.generation)) receiving on \(options.socketFDs.count) socket(s)")
+
+        while signals.poll() == nil {
+            segment.heartbeat()
+            let ready = poll(&pollFDs, nfds_t(pollFDs.count), 100)
+            if ready > 0 {
+                let now = Clock.wallSeconds
+                for i in pollFDs.indices where pollFDs[i].revents & Int16(POLLIN) != 0 {
+                    let n = kflow_rx_batch_receive(rx, pollFDs[i].fd, 0)
+                    if n < 0 {
+                        local.receiveErrors &+= 1
+                        continue
+                    }
+                    for d in 0..<UInt32(n) { receive(rx, index: d, nowSeconds: now, counters: &local) }
+                    if Int(n) < batchSize { sink.flush() }  // socket drained: send a partial batch now
+                }
+            } else {
+                sink.flush()
+            }
+            _ = producer.poll()
+            publish(local)
+            let nowNs = Clock.monotonicNanoseconds
+            if nowNs - lastExportersPublishNs > 1_000_000_000 {
+                publishExporters()
+                lastExportersPublishNs = nowNs
+            }
+        }
+
+        // Stop receiving; what is queued in the socket stays for the sibling or next-generation worker.
+        segment.setState(.draining)
+        sink.flush()
+        let remaining = producer.flush(timeoutMs: configuration.kafkaFlushTimeoutMilliseconds)
+        publish(local)
+        publishExporters()
+        if remaining > 0 {
+            logger.error("worker \(options.slot): \(remaining) message(s) still undelivered after \(configuration.kafkaFlushTimeoutMilliseconds) ms; they are lost")
+        }
+        segment.setState(.exited)
+        logger.info("worker \(options.slot) (generation \(options.generation)) stopped")
+        return 0
+    }
+
+    @inline(__always)
+    private func receive(_ rx: OpaquePointer, index: UInt32, nowSeconds: UInt32, counters: inout LocalCounters) {
+        var length = 0
+        var truncated: Int32 = 0
+        guard let data = kflow_rx_batch_data(rx, index, &length, &truncated) else { return }
+        counters.datagrams &+= 1
+        counters.bytes &+= UInt64(length)
+        if truncated != 0 {
+            counters.truncated &+= 1
+            return
+        }
+        let (address, port) = IPAddress.fromSocketAddress(kflow_rx_batch_source(rx, index))
+        decoder.decode(UnsafeRawBufferPointer(start: data, count: length),
+                       from: ExporterAddress(address: address, port: port), nowSeconds: nowSeconds, into: &sink)
+    }
+
+    /// Counters the loop keeps itself (the decoder and producer keep theirs).
+    struct LocalCounters {
+        var datagrams: UInt64 = 0
+        var bytes: UInt64 = 0
+        var truncated: UInt64 = 0
+        var receiveErrors: UInt64 = 0
+    }
+
+    private func publish(_ local: LocalCounters) {
+        let s = decoder.statistics
+        let k = producer.counters
+        segment[.datagramsReceived] = local.datagrams
+        segment[.datagramBytesReceived] = local.bytes
+        segment[.datagramsTruncated] = local.truncated
+        segment[.receiveErrors] = local.receiveErrors
+        segment[.flowsDecoded] = s.flowRecords
+        segment[.optionsRecords] = s.optionsRecords
+        segment[.unknownTemplateSets] = s.setsWithUnknownTemplate
+        segment[.templatesAdded] = s.templatesAdded
+        segment[.templatesReplaced] = s.templatesReplaced
+        segment[.templatesExpired] = s.templatesExpired
+        segment[.templatesRejected] = s.templatesRejectedByLimit
+        segment[.templateWithdrawalsIgnored] = s.withdrawalsIgnored
+        segment[.kafkaProduced] = k.produced
+        segment[.kafkaDelivered] = k.delivered
+        segment[.kafkaDeliveryFailed] = k.failed
+        segment[.kafkaQueueFullDrops] = k.queueFullDrops
+        segment[.kafkaProduceErrors] = k.produceErrors
+        segment[.kafkaQueueDepth] = UInt64(producer.queueDepth)
+        segment[.templatesActive] = UInt64(decoder.activeTemplateCount)
+        segment[.exportersActive] = UInt64(decoder.sessionCount)
+        for kind in DecodeErrorKind.allCases { segment.setErrorCount(index: kind.rawValue, s.errors(kind)) }
+    }
+
+    private func publishExporters() {
+        var entries: [WorkerSegment.ExporterEntry] = []
+        decoder.forEachExporter { exporter, stats in
+            entries.append(.init(address: exporter.address, port: exporter.port, datagrams: stats.datagrams,
+                                 flows: stats.flowRecords, unknownTemplateSets: stats.setsWithUnknownTemplate))
+        }
+        // The busiest exporters first, so the table's capacity keeps the ones that matter.
+        if entries.count > WorkerSegment.exporterCapacity { entries.sort { $0.datagrams > $1.datagrams } }
+        segment.publishExporters(entries)
+    }
+
+    private static func readAll(fd: Int32) -> String {
+        var bytes: [UInt8] = []
+        var chunk = [UInt8](repeating: 0, count: 4096)
+        while true {
+            let n = chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+            if n < 0 && errno == EINTR { continue }
+            if n <= 0 { break }
+            bytes.append(contentsOf: chunk[0..<n])
+        }
+        return String(decoding: bytes, as: UTF8.self)
+    }
+}
