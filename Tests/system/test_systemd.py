@@ -35,7 +35,7 @@ UNIT = "kflow.service"
 TEST_WATCHDOG_SECONDS = 6
 # Paths an installed package may touch that the purge check ignores: dpkg's and systemd's own state,
 # logs and caches, runtime and temporary directories.
-VOLATILE_PREFIXES = ("/var/lib/dpkg/", "/var/log/", "/var/cache/", "/var/lib/systemd/", "/var/tmp/", "/tmp/",
+VOLATILE_PREFIXES = ("/var/lib/dpkg/", "/var/log/", "/var/cache/", "/var/tmp/", "/tmp/",
                      "/run/", "/proc/", "/sys/", "/dev/", "/etc/ld.so.cache")
 
 
@@ -154,7 +154,11 @@ def wait_active(guest: Guest, timeout: float = 30) -> dict[str, str]:
     def active():
         props = unit_properties(guest, "ActiveState", "SubState", "MainPID")
         return props if props["ActiveState"] == "active" and props["SubState"] == "running" else None
-    return wait_for(active, timeout, f"{UNIT} active (running)")
+    try:
+        return wait_for(active, timeout, f"{UNIT} active (running)")
+    except AssertionError as error:
+        status = guest.run(["systemctl", "status", "--no-pager", "-n", "0", UNIT], check=False).stdout
+        raise AssertionError(f"{error}\n{status}\n--- journal ---\n{journal(guest)[-3000:]}") from None
 
 
 def file_inventory(guest: Guest) -> set[str]:
