@@ -50,6 +50,8 @@ PAGE_KB = os.sysconf("SC_PAGE_SIZE") // 1024
 # One match per JSON record, whichever collector wrote it: (source address, packet count). kflow writes
 # "src" ... "pkts", pmacct "ip_src" ... "packets"; both put the source first. Records are single lines.
 RECORD = re.compile(rb'"(?:src|ip_src)":\s*"([^"]*)"[^\n]*?"(?:pkts|packets)":\s*(\d+)')
+# Room per record in nfacctd's kafka_multi_values buffer (a byte count), so N-record batches hold about N.
+NFACCTD_RECORD_BYTES = 400
 # The end-of-step marker flows come from this IPv4 /8 (the measured flows from 10/8 and fd00::/8).
 TAIL_NET = 11
 MARKER_PREFIX = b"11."
@@ -323,7 +325,8 @@ class Collector:
         conf = workdir / "nfacctd.conf"
         conf.write_text(template.substitute(
             logfile=self.log, port=self.port, rcvbuf=args.rcvbuf, topic=topic, broker_port=broker.port,
-            multi_values=self.spec.batch_records if self.spec.batch_records > 1 else 0,
+            # pmacct sizes its multi-value buffer in bytes: its flow records are about 330 bytes of JSON.
+            multi_values=self.spec.batch_records * NFACCTD_RECORD_BYTES if self.spec.batch_records > 1 else 0,
             kafka_config_file=rdkafka))
         if args.nfacctd_librdkafka:
             # Debian's pmacct links librdkafka 2.0.2, whose ApiVersion v3 parsing fails against Tansu;
@@ -460,7 +463,7 @@ def run_step(spec: CollectorSpec, rate: int, exporters: int, flows: int, args, g
 
         # What the collector burns with no traffic (nfacctd forks a Kafka writer every refresh interval),
         # reported apart so a reader can tell fixed costs from per-flow ones.
-        idle0 = tree_cpu_seconds(root)
+        idle0, idle_processes = tree_cpu_seconds(root), len(process_tree(root))
         time.sleep(args.idle_seconds)
         result.idle_cpu_per_s = (tree_cpu_seconds(root) - idle0) / args.idle_seconds if args.idle_seconds else 0.0
 
@@ -496,15 +499,16 @@ def run_step(spec: CollectorSpec, rate: int, exporters: int, flows: int, args, g
             tail_sent = int(parse_summary(tail.stdout.strip()).get("flows", 0))
         result.tail_sent = tail_sent
 
-        # Quiet means: the collector used < 20 ms CPU in the last second and the topic stopped growing.
-        last_cpu, last_offsets, quiet_since = tree_cpu_seconds(root), -1, None
+        # Quiet means: the collector used < 20 ms CPU in the last second, the topic stopped growing, and
+        # it runs no more processes than when idle (nfacctd's Kafka writers may wait, CPU-less, on each other).
+        last_cpu, last_offsets = tree_cpu_seconds(root), -1
         deadline = time.monotonic() + args.drain_timeout
         time.sleep(args.min_drain)
         while time.monotonic() < deadline:
             time.sleep(1.0)
             peak = max(peak, tree_pss_mb(root))
             cpu, offsets = tree_cpu_seconds(root), broker.offsets_sum(topic, args.partitions)
-            if cpu - last_cpu < 0.02 and offsets == last_offsets:
+            if cpu - last_cpu < 0.02 and offsets == last_offsets and len(process_tree(root)) <= idle_processes:
                 break
             last_cpu, last_offsets = cpu, offsets
         else:
@@ -541,7 +545,7 @@ def run_step(spec: CollectorSpec, rate: int, exporters: int, flows: int, args, g
 # ---------------------------------------------------------------------------------------------------
 # Reporting
 
-COLUMNS = ["collector", "target/s", "offered/s", "exporters", "sent", "delivered", "lost", "sock drops",
+COLUMNS = ["collector", "target/s", "offered/s", "exporters", "sent", "delivered", "lost", "rec/msg", "sock drops",
            "RcvbufErr", "CPU-s", "CPU-s/M", "idle CPU %", "broker CPU-s/M", "gen CPU-s/M", "peak PSS MB", "others %",
            "note"]
 
@@ -553,11 +557,12 @@ def row(r: StepResult) -> list[str]:
     if r.tail_delivered != r.tail_sent:
         notes.append(f"markers {r.tail_delivered}/{r.tail_sent}")
     note = "; ".join(notes)
+    records_per_message = f"{(r.delivered + r.tail_delivered) / r.messages:.1f}" if r.messages else "-"
+    gen_cpu_per_million = r.gen_cpu / (r.sent / 1e6) if r.sent else float("nan")
     return [r.collector, f"{r.rate:,}" if r.rate else "max", f"{r.offered:,.0f}", str(r.exporters), f"{r.sent:,}",
-            f"{r.delivered:,}", f"{r.lost:,}", f"{r.socket_drops:,}", f"{r.rcvbuf_errors:,}", f"{r.cpu:.2f}",
-            f"{r.cpu_per_million:.2f}", f"{100 * r.idle_cpu_per_s:.1f}", f"{r.broker_cpu_per_million:.2f}",
-            f"{r.gen_cpu / (r.sent / 1e6) if r.sent else float('nan'):.2f}", f"{r.peak_pss_mb:.0f}",
-            f"{r.others_cpu_pct:.0f}", note[:120]]
+            f"{r.delivered:,}", f"{r.lost:,}", records_per_message, f"{r.socket_drops:,}", f"{r.rcvbuf_errors:,}",
+            f"{r.cpu:.2f}", f"{r.cpu_per_million:.2f}", f"{100 * r.idle_cpu_per_s:.1f}", f"{r.broker_cpu_per_million:.2f}",
+            f"{gen_cpu_per_million:.2f}", f"{r.peak_pss_mb:.0f}", f"{r.others_cpu_pct:.0f}", note[:120]]
 
 
 def text_table(header: list[str], rows: list[list[str]]) -> str:
