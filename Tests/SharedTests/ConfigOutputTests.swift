@@ -47,7 +47,7 @@ import Testing
             server.port=2055
             server.threads=3
             kafka.topic=flows.v1
-            output.fields=a,b
+            output.fields=vlan,src_as
             output.batch.records=50
             log.level=debug
             metrics.port=0

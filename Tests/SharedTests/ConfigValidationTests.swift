@@ -92,6 +92,12 @@ import Testing
         ])
     }
 
+    @Test func outputFieldsAreCheckedAgainstTheEncodersCatalogByDefault() throws {
+        let sources = testSources(environment: ["KFLOW_OUTPUT_FIELDS": "src_as,dst_as,vlan"])
+        #expect(try sources.load().outputFields == ["src_as", "dst_as", "vlan"])
+        #expect(loadIssues(testSources(environment: ["KFLOW_OUTPUT_FIELDS": "src_as,srcas"])).compactMap(\.key) == ["output.fields"])
+    }
+
     @Test func valuesAreReadWithoutSurroundingBlanks() throws {
         let file = try TemporaryPropertiesFile("server.port = 4800  \nlog.level=WARNING\t\n")
         let configuration = try testSources(file: file.path).load()
