@@ -54,9 +54,6 @@ final class Master {
         if configuration.serverBufferSize * 2 > (group.sockets.first?.receiveBufferBytes ?? 0) {
             logger.warning("server.buffer.size \(configuration.serverBufferSize) was capped by the kernel; raise net.core.rmem_max")
         }
-        if configuration.kafkaProducers > 1 {
-            logger.notice("kafka.producers=\(configuration.kafkaProducers) is a KFlow setting: each kflow worker owns one producer; use server.threads for more")
-        }
         shared.update { $0.socketInodes = groups.all.flatMap { g in g.sockets.map(\.inode) } }
         if configuration.metricsPort != 0 {
             let server = try MetricsHTTPServer(host: configuration.metricsHost, port: configuration.metricsPort) { [shared] path in

@@ -80,7 +80,7 @@ public struct UDPSocket: Sendable {
 
 extension IPAddress {
     /// The address and port of a received datagram's source; IPv4-mapped IPv6 sources become IPv4.
-    @inlinable public static func fromSocketAddress(_ storage: UnsafePointer<sockaddr_storage>) -> (IPAddress, UInt16) {
+    public static func fromSocketAddress(_ storage: UnsafePointer<sockaddr_storage>) -> (IPAddress, UInt16) {
         switch Int32(storage.pointee.ss_family) {
         case AF_INET:
             return UnsafeRawPointer(storage).withMemoryRebound(to: sockaddr_in.self, capacity: 1) { sin in
