@@ -106,7 +106,8 @@ public struct WorkerSegment: @unchecked Sendable {
         heartbeat()
     }
     public func setState(_ state: State) { store(word: 4, state.rawValue) }
-    @inline(__always) public func heartbeat() { store(word: 5, Clock.monotonicNanoseconds) }
+    @inline(__always) public func heartbeat() { heartbeat(at: Clock.monotonicNanoseconds) }
+    @inline(__always) public func heartbeat(at monotonicNanoseconds: UInt64) { store(word: 5, monotonicNanoseconds) }
 
     // MARK: counters
     @inline(__always) public subscript(counter: WorkerCounter) -> UInt64 {
