@@ -5,6 +5,7 @@ nothing is built here."""
 from __future__ import annotations
 
 import itertools
+import os
 import re
 
 import pytest
@@ -13,6 +14,11 @@ from support.kafka import read_records
 from support.procs import Broker, Kflow, free_port, tail
 
 _topic_numbers = itertools.count(1)
+
+# pytest keeps only the newest three base temp dirs per user under /tmp/pytest-of-USER: another engineer's
+# run could delete this run's kflow logs. A root of our own keeps them (still pruned to three by pytest).
+os.environ.setdefault("PYTEST_DEBUG_TEMPROOT", "/tmp/kflow-e2e")
+os.makedirs(os.environ["PYTEST_DEBUG_TEMPROOT"], exist_ok=True)
 
 
 @pytest.hookimpl(hookwrapper=True)

@@ -135,6 +135,14 @@ class Broker:
         wait_until(listening, timeout, 0.05, f"tansu listening on {self.port}")
         return self
 
+    def create_topic(self, topic: str, partitions: int = 4, timeout: float = 10.0) -> None:
+        """Creates `topic` (as auto-creation would: 4 partitions)."""
+        from confluent_kafka.admin import AdminClient, NewTopic
+
+        admin = AdminClient({"bootstrap.servers": self.bootstrap})
+        futures = admin.create_topics([NewTopic(topic, partitions, 1)], operation_timeout=timeout)
+        futures[topic].result(timeout)
+
     def stop(self, timeout: float = 5.0) -> None:
         if self.process is None:
             return
