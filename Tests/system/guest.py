@@ -127,6 +127,10 @@ class Guest:
                              f"{result.stdout}{result.stderr}")
         return result
 
+    def popen(self, argv: list[str], **kwargs) -> subprocess.Popen:
+        """Starts argv inside the guest (all its namespaces) without waiting for it."""
+        return subprocess.Popen(self._enter("-a") + argv, **kwargs)
+
     def sh(self, script: str, check: bool = True, timeout: float = 60.0) -> subprocess.CompletedProcess:
         return self.run(["sh", "-c", script], check=check, timeout=timeout)
 

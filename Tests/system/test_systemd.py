@@ -220,21 +220,25 @@ def test_reload_under_load_keeps_the_main_pid_and_loses_no_flow(guest: Guest):
     since = guest_now(guest)
     sender = send_flows(guest, batch=2, count=24000, rate=4000)  # six seconds of traffic
     time.sleep(2)
+    # Sample ActiveState every ~10 ms from inside the guest while the reload runs: the unit must pass through
+    # `reloading` (the master's RELOADING=1) and come back to `active` (its READY=1). On Debian 12's systemd
+    # (252, no Type=notify-reload) `systemctl reload` may return before READY=1, so its exit alone proves
+    # nothing.
+    sampler = guest.popen(
+        ["sh", "-c", f"for i in $(seq 300); do systemctl show -p ActiveState --value {UNIT}; sleep 0.01; done"],
+        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    time.sleep(0.3)
     reload = guest.run(["systemctl", "reload", UNIT], check=False, timeout=60)
     assert reload.returncode == 0, f"systemctl reload failed: {reload.stderr}"
-    # Debian 12's systemd (252) has no Type=notify-reload: `reload` returns once `kill -HUP` has run, and
-    # the unit stays `reloading` from the master's RELOADING=1 until its READY=1. Watch it get there.
+    samples, _ = sampler.communicate(timeout=60)
     seen = []
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        current = unit_properties(guest, "ActiveState")["ActiveState"]
+    for current in samples.split():
         if not seen or seen[-1] != current:
             seen.append(current)
-        if current == "active" and "reloading" in seen:
-            break
-        time.sleep(0.02)
+    assert unit_properties(guest, "ActiveState")["ActiveState"] == "active"
     finish(sender)
-    assert "reloading" in seen and seen[-1] == "active", f"unit states during reload: {seen}"
+    assert "reloading" in seen and seen[seen.index("reloading"):][-1] == "active", \
+        f"unit states sampled during the reload: {seen}"
     assert main_pid(guest) == master, "the reload replaced the master process"
     new_workers = wait_for(lambda: [p for p in worker_pids(guest, master) if p not in old_workers], 15,
                            "a new generation of workers")
