@@ -2,3 +2,20 @@ import CRdKafka
 
 /// The librdkafka version linked in, e.g. "2.8.0".
 public var librdkafkaVersion: String { String(cString: rd_kafka_version_str()) }
+
+/// librdkafka's text for an error code, e.g. "Local: Queue full".
+public func librdkafkaErrorText(_ code: Int32) -> String {
+    String(cString: rd_kafka_err2str(rd_kafka_resp_err_t(rawValue: code)))
+}
+
+/// Constants from rdkafka.h that Swift does not import (macros with casts or comments).
+enum Librdkafka {
+    /// RD_KAFKA_PARTITION_UA: let the configured partitioner choose.
+    static let unassignedPartition: Int32 = -1
+    /// RD_KAFKA_MSG_F_COPY: librdkafka copies the payload before produce returns.
+    static let copyPayload: Int32 = 0x2
+    /// RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT.
+    static let purgeQueuedAndInFlight: Int32 = 0x1 | 0x2
+    /// Size of the error text buffers librdkafka fills (its own examples use 512).
+    static let errorTextCapacity = 512
+}

@@ -1,0 +1,127 @@
+import Foundation
+import Testing
+@testable import Shared
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A Tansu broker for one test, started with scripts/broker.sh on a port of its own and killed by `stop()`.
+final class TestBroker {
+    static let repository = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+        .deletingLastPathComponent()
+    static let python = "/opt/kflow-deps/venv/bin/python"
+
+    let port: Int
+    private(set) var pid: pid_t?
+
+    init(port: Int) { self.port = port }
+
+    var bootstrap: String { "127.0.0.1:\(port)" }
+
+    /// Starts the broker and waits (at most ~10 s, bounded by the script and `timeout`) until it listens.
+    func start() throws {
+        let log = "/tmp/kflow-test-tansu-\(port).log"
+        let output = try run("/usr/bin/timeout", ["20", Self.repository.appendingPathComponent("scripts/broker.sh").path, String(port), log])
+        guard let pid = pid_t(output.trimmingCharacters(in: .whitespacesAndNewlines)) else {
+            throw TestFailure("broker.sh printed no PID: \(output); see \(log)")
+        }
+        self.pid = pid
+    }
+
+    /// Kills the broker and waits (at most 5 s) until it is gone.
+    func stop() {
+        guard let pid else { return }
+        kill(pid, SIGKILL)
+        for _ in 0..<100 where kill(pid, 0) == 0 { usleep(50_000) }
+        self.pid = nil
+    }
+
+    /// True when nothing accepts connections on the port (so a test's "broker down" is real).
+    static func nothingListens(on port: Int) -> Bool {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        defer { close(fd) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_port = in_port_t(UInt16(port).bigEndian)
+        address.sin_addr.s_addr = UInt32(0x7F00_0001).bigEndian
+        return withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        } != 0
+    }
+
+    /// Reads every message of `topic` from offset 0 of each partition with the Python confluent-kafka
+    /// consumer (assign(), not a consumer group: Tansu's groups can hang), until `expected` messages arrived
+    /// plus a short grace period to catch extras, or `timeoutSeconds` passed. Returns the payloads.
+    func consume(topic: String, expected: Int, timeoutSeconds: Int = 30) throws -> [[UInt8]] {
+        let script = """
+        import sys, time, json
+        from confluent_kafka import Consumer, TopicPartition
+        bootstrap, topic, expected, timeout = sys.argv[1], sys.argv[2], int(sys.argv[3]), float(sys.argv[4])
+        consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": "kflow-tests", "enable.auto.commit": False})
+        deadline = time.time() + timeout
+        partitions = []
+        while not partitions and time.time() < deadline:
+            metadata = consumer.list_topics(topic, timeout=5)
+            partitions = list(metadata.topics[topic].partitions) if topic in metadata.topics else []
+        consumer.assign([TopicPartition(topic, p, 0) for p in partitions])
+        values = []
+        grace = None
+        while time.time() < deadline:
+            if len(values) >= expected:
+                grace = grace or time.time() + 1.0
+                if time.time() > grace: break
+            message = consumer.poll(0.2)
+            if message is None or message.error(): continue
+            values.append((message.value() or b"").hex())
+        consumer.close()
+        print(json.dumps(values))
+        """
+        let output = try run("/usr/bin/timeout", [String(timeoutSeconds + 15), Self.python, "-c", script, bootstrap, topic,
+                                                  String(expected), String(timeoutSeconds)])
+        guard let hexes = try JSONSerialization.jsonObject(with: Data(output.utf8)) as? [String] else {
+            throw TestFailure("consumer printed no JSON list: \(output)")
+        }
+        return hexes.map { hex in
+            var bytes: [UInt8] = []
+            var index = hex.startIndex
+            while index < hex.endIndex {
+                let next = hex.index(index, offsetBy: 2)
+                bytes.append(UInt8(hex[index..<next], radix: 16) ?? 0)
+                index = next
+            }
+            return bytes
+        }
+    }
+
+    /// Runs a command to completion with its standard output in a file (not a pipe: a background child
+    /// such as the broker must not hold our read open), via the project's posix_spawn helper.
+    /// Every caller bounds the command with timeout(1), so the wait is bounded.
+    private func run(_ executable: String, _ arguments: [String]) throws -> String {
+        let outputPath = "/tmp/kflow-test-output-\(getpid())-\(port)-\(UInt32.random(in: 0...UInt32.max))"
+        defer { unlink(outputPath) }
+        let pid = try Spawn.start(executable: "/bin/sh",
+                                  arguments: ["-c", #"out=$1; shift; exec "$@" >"$out""#, "sh", outputPath, executable] + arguments,
+                                  descriptors: [])
+        var status: Int32 = 0
+        while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
+        let output = (try? String(contentsOfFile: outputPath, encoding: .utf8)) ?? ""
+        let exited = status & 0x7F == 0, exitCode = (status >> 8) & 0xFF
+        guard exited && exitCode == 0 else {
+            throw TestFailure("\(executable) \(arguments.prefix(2)) ended with status \(status): \(output)")
+        }
+        return output
+    }
+}
+
+struct TestFailure: Error, CustomStringConvertible {
+    let description: String
+    init(_ description: String) { self.description = description }
+}
+
+/// Monotonic seconds, for bounding waits and timing calls.
+func monotonicSeconds() -> Double {
+    var now = timespec()
+    clock_gettime(CLOCK_MONOTONIC, &now)
+    return Double(now.tv_sec) + Double(now.tv_nsec) / 1e9
+}
