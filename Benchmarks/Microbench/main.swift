@@ -1,2 +1,258 @@
+// kflow-microbench: decode + KFlow JSON encode on one core, without Kafka or sockets.
+// Builds realistic IPFIX messages in memory (one template message, then data messages of ~1400 bytes:
+// 29 IPv4 or 19 IPv6 records each) and times: encode alone, decode alone, decode + encode.
+// Prints figures, not verdicts. Usage: kflow-microbench [--seconds S] [--fields LIST] [--batch N]
+// (build with -c release; debug figures mean nothing).
+
 import Shared
-print("microbench")
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+// MARK: - Options
+
+struct Options {
+    var secondsPerRun = 0.5
+    var runs = 5
+    var fields: OutputFields = []
+    var batchRecords = 1
+
+    init(_ arguments: [String]) {
+        var rest = arguments.dropFirst()
+        while let flag = rest.popFirst() {
+            let value = rest.popFirst() ?? ""
+            switch flag {
+            case "--seconds": secondsPerRun = Double(value) ?? secondsPerRun
+            case "--runs": runs = max(Int(value) ?? runs, 1)
+            case "--batch": batchRecords = max(Int(value) ?? 1, 1)
+            case "--fields":
+                do { fields = try OutputFields(parsing: value) } catch { fail("kflow-microbench: \(error)") }
+            default: fail("usage: kflow-microbench [--seconds S] [--runs N] [--fields LIST] [--batch N]")
+            }
+        }
+    }
+}
+
+func fail(_ message: String) -> Never {
+    let line = Array((message + "\n").utf8)
+    _ = line.withUnsafeBytes { write(STDERR_FILENO, $0.baseAddress, $0.count) }
+    exit(2)
+}
+
+// MARK: - IPFIX messages (RFC 7011)
+
+/// SplitMix64, so every run measures the same records.
+struct SeededGenerator: RandomNumberGenerator {
+    var state: UInt64
+    mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+}
+
+struct MessageWriter {
+    var bytes: [UInt8] = []
+    mutating func u8(_ v: UInt8) { bytes.append(v) }
+    mutating func u16(_ v: UInt16) { bytes += [UInt8(v >> 8), UInt8(truncatingIfNeeded: v)] }
+    mutating func u32(_ v: UInt32) { u16(UInt16(v >> 16)); u16(UInt16(truncatingIfNeeded: v)) }
+    mutating func u64(_ v: UInt64) { u32(UInt32(v >> 32)); u32(UInt32(truncatingIfNeeded: v)) }
+    mutating func patch16(at offset: Int, _ v: UInt16) {
+        bytes[offset] = UInt8(v >> 8)
+        bytes[offset + 1] = UInt8(truncatingIfNeeded: v)
+    }
+}
+
+/// (information element, length) of the two templates: a typical router export.
+let ipv4Template: [(UInt16, UInt16)] = [(8, 4), (12, 4), (7, 2), (11, 2), (4, 1), (6, 2), (1, 8), (2, 8), (10, 4), (14, 4), (152, 8)]
+let ipv6Template: [(UInt16, UInt16)] = [(27, 16), (28, 16), (7, 2), (11, 2), (4, 1), (6, 2), (1, 8), (2, 8), (10, 4), (14, 4), (152, 8)]
+let ipv4TemplateID: UInt16 = 256, ipv6TemplateID: UInt16 = 257
+let exportTime: UInt32 = 1_700_000_000
+let observationDomain: UInt32 = 7
+
+func messageHeader(_ writer: inout MessageWriter, sequence: UInt32) {
+    writer.u16(10)
+    writer.u16(0)  // length, patched
+    writer.u32(exportTime)
+    writer.u32(sequence)
+    writer.u32(observationDomain)
+}
+
+func templateMessage() -> [UInt8] {
+    var writer = MessageWriter()
+    messageHeader(&writer, sequence: 0)
+    let setStart = writer.bytes.count
+    writer.u16(2)
+    writer.u16(0)
+    for (id, fields) in [(ipv4TemplateID, ipv4Template), (ipv6TemplateID, ipv6Template)] {
+        writer.u16(id)
+        writer.u16(UInt16(fields.count))
+        for (element, length) in fields { writer.u16(element); writer.u16(length) }
+    }
+    writer.patch16(at: setStart + 2, UInt16(writer.bytes.count - setStart))
+    writer.patch16(at: 2, UInt16(writer.bytes.count))
+    return writer.bytes
+}
+
+func dataMessage(ipv6: Bool, sequence: UInt32, random: inout SeededGenerator) -> (bytes: [UInt8], records: Int) {
+    let recordLength = (ipv6 ? ipv6Template : ipv4Template).reduce(0) { $0 + Int($1.1) }
+    let records = (1400 - 16 - 4) / recordLength
+    var writer = MessageWriter()
+    messageHeader(&writer, sequence: sequence)
+    let setStart = writer.bytes.count
+    writer.u16(ipv6 ? ipv6TemplateID : ipv4TemplateID)
+    writer.u16(0)
+    for _ in 0..<records {
+        if ipv6 {
+            writer.u64(0x2001_0DB8_0000_0000 | random.next() & 0xFFFF_FFFF); writer.u64(random.next() & 0xFFFF)
+            writer.u64(0x2A00_1450_4001_0800 | random.next() & 0xFF); writer.u64(random.next())
+        } else {
+            writer.u32(0x0A00_0000 | UInt32(truncatingIfNeeded: random.next()) & 0x00FF_FFFF)
+            writer.u32(UInt32(truncatingIfNeeded: random.next()))
+        }
+        writer.u16(random.next() % 2 == 0 ? 443 : UInt16(truncatingIfNeeded: 1024 + random.next() % 64_000))
+        writer.u16(UInt16(truncatingIfNeeded: 1024 + random.next() % 64_000))
+        writer.u8(random.next() % 4 == 0 ? 17 : 6)
+        writer.u16(UInt16(truncatingIfNeeded: random.next() & 0x3F))
+        writer.u64(40 + random.next() % 1_500_000)
+        writer.u64(1 + random.next() % 1000)
+        writer.u32(UInt32(truncatingIfNeeded: random.next() % 64))
+        writer.u32(UInt32(truncatingIfNeeded: random.next() % 64))
+        writer.u64(UInt64(exportTime) * 1000 - random.next() % 60_000)
+    }
+    writer.patch16(at: setStart + 2, UInt16(writer.bytes.count - setStart))
+    writer.patch16(at: 2, UInt16(writer.bytes.count))
+    return (writer.bytes, records)
+}
+
+// MARK: - Sinks and transports that do nothing measurable
+
+/// Counts messages and bytes, and reads one byte of each so the encoder's work cannot be elided.
+struct CountingTransport: MessageTransport {
+    var messages = 0
+    var bytes = 0
+    var checksum: UInt8 = 0
+    mutating func send(_ message: UnsafeRawBufferPointer) {
+        messages &+= 1
+        bytes &+= message.count
+        checksum &+= message[message.count / 2]
+    }
+}
+
+/// The decoder alone: touches each record once.
+struct CountingSink: FlowSink {
+    var records = 0
+    var checksum: UInt64 = 0
+    mutating func emit(_ record: borrowing FlowRecord) {
+        records &+= 1
+        checksum &+= record.bytes ^ UInt64(record.srcPort)
+    }
+}
+
+/// Keeps copies of decoded records, to feed the encode-only case with exactly what the decoder produces.
+struct CollectingSink: FlowSink {
+    var records: [FlowRecord] = []
+    mutating func emit(_ record: borrowing FlowRecord) { records.append(copy record) }
+}
+
+// MARK: - Timing
+
+func nowSeconds() -> Double {
+    var now = timespec()
+    clock_gettime(CLOCK_MONOTONIC, &now)
+    return Double(now.tv_sec) + Double(now.tv_nsec) / 1e9
+}
+
+/// Runs `round` (which handles `flowsPerRound` flows) repeatedly for about `seconds`; returns flows/s.
+func measure(seconds: Double, flowsPerRound: Int, _ round: () -> Void) -> Double {
+    var rounds = 0
+    let start = nowSeconds()
+    var elapsed = 0.0
+    repeat {
+        for _ in 0..<16 { round() }
+        rounds += 16
+        elapsed = nowSeconds() - start
+    } while elapsed < seconds
+    return Double(rounds * flowsPerRound) / elapsed
+}
+
+func report(_ name: String, options: Options, flowsPerRound: Int, _ round: () -> Void) {
+    _ = measure(seconds: min(0.2, options.secondsPerRun), flowsPerRound: flowsPerRound, round)  // warm-up
+    let rates = (0..<options.runs).map { _ in measure(seconds: options.secondsPerRun, flowsPerRound: flowsPerRound, round) }.sorted()
+    let median = rates[rates.count / 2], best = rates[rates.count - 1]
+    let label = name.padding(toLength: 34, withPad: " ", startingAt: 0)
+    print("\(label) median \(format(median / 1e6)) M flows/s (\(format(1e9 / median)) ns/flow), best \(format(best / 1e6)) M flows/s")
+}
+
+func format(_ value: Double) -> String {
+    let hundredths = Int((value * 100).rounded())
+    let fraction = hundredths % 100
+    return "\(hundredths / 100).\(fraction < 10 ? "0" : "")\(fraction)"
+}
+
+// MARK: - Cases
+
+let options = Options(CommandLine.arguments)
+var random = SeededGenerator(state: 2024)
+let exporter = ExporterAddress(address: IPAddress(v4: 0xC000_0201), port: 4739)
+let messageCount = 64
+let workloads: [(name: String, messages: [[UInt8]], flows: Int)] = [false, true].map { ipv6 in
+    let messages = (0..<messageCount).map { dataMessage(ipv6: ipv6, sequence: UInt32($0), random: &random) }
+    return (ipv6 ? "IPv6" : "IPv4", messages.map(\.bytes), messages.reduce(0) { $0 + $1.records })
+}
+
+let decoder = FlowDecoder()
+var ignoredSink = CountingSink()
+templateMessage().withUnsafeBytes { decoder.decode($0, from: exporter, nowSeconds: exportTime, into: &ignoredSink) }
+
+print("kflow-microbench: librdkafka not involved; fields [\(options.fields.names.joined(separator: ","))], "
+    + "\(options.batchRecords) record(s) per message, \(options.runs) runs of \(options.secondsPerRun) s")
+for workload in workloads {
+    let sizes = workload.messages.map(\.count)
+    print("\(workload.name): \(workload.messages.count) messages of \(sizes.min() ?? 0)-\(sizes.max() ?? 0) bytes, "
+        + "\(workload.flows / workload.messages.count) flows each")
+
+    // The records the decoder produces, checked against what the messages hold.
+    var collected = CollectingSink()
+    for message in workload.messages {
+        message.withUnsafeBytes { decoder.decode($0, from: exporter, nowSeconds: exportTime, into: &collected) }
+    }
+    guard collected.records.count == workload.flows, decoder.statistics.totalErrors == 0 else {
+        print("  decoder produced \(collected.records.count) of \(workload.flows) flows, "
+            + "\(decoder.statistics.totalErrors) errors; skipping \(workload.name)")
+        continue
+    }
+    let records = collected.records
+
+    var encodeSink = JSONFlowSink(batch: JSONMessageBatch(encoder: KFlowJSONEncoder(fields: options.fields),
+                                                          maxRecords: options.batchRecords),
+                                  transport: CountingTransport())
+    report("  encode only", options: options, flowsPerRound: records.count) {
+        for record in records { encodeSink.emit(record) }
+    }
+
+    var decodeSink = CountingSink()
+    report("  decode only", options: options, flowsPerRound: workload.flows) {
+        for message in workload.messages {
+            message.withUnsafeBytes { decoder.decode($0, from: exporter, nowSeconds: exportTime, into: &decodeSink) }
+        }
+    }
+
+    var bothSink = JSONFlowSink(batch: JSONMessageBatch(encoder: KFlowJSONEncoder(fields: options.fields),
+                                                        maxRecords: options.batchRecords),
+                                transport: CountingTransport())
+    report("  decode + encode", options: options, flowsPerRound: workload.flows) {
+        for message in workload.messages {
+            message.withUnsafeBytes { decoder.decode($0, from: exporter, nowSeconds: exportTime, into: &bothSink) }
+        }
+    }
+    encodeSink.flush()
+    bothSink.flush()
+    let averageBytes = Double(bothSink.transport.bytes) / Double(max(bothSink.transport.messages, 1))
+    // Printing the checksums keeps the measured work observable.
+    print("  (JSON: \(format(averageBytes)) bytes per message; checksums \(encodeSink.transport.checksum) "
+        + "\(bothSink.transport.checksum) \(decodeSink.checksum & 0xFF))")
+}
