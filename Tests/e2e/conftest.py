@@ -68,7 +68,8 @@ def kflow_factory(request, tmp_path):
     started: list[Kflow] = []
     request.node.kflow_processes = started
 
-    def start(bootstrap: str, topic: str, ready_timeout: float = 30.0, extra_args=None, **overrides) -> Kflow:
+    def start(bootstrap: str, topic: str, ready_timeout: float = 30.0, extra_args=None, environment=None,
+              **overrides) -> Kflow:
         properties: dict[str, object] = {
             "server.port": free_port(),
             "server.threads": 2,
@@ -81,7 +82,7 @@ def kflow_factory(request, tmp_path):
         properties.update({key.replace("__", "."): value for key, value in overrides.items()})
         workdir = tmp_path / f"kflow-{len(started)}"
         workdir.mkdir()
-        handle = Kflow(workdir, properties, extra_args)
+        handle = Kflow(workdir, properties, extra_args, environment)
         started.append(handle)
         return handle.start(ready_timeout)
 

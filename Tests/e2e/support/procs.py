@@ -159,8 +159,10 @@ class Broker:
 class Kflow:
     """kflow-master in the foreground with its workers, a properties file and a stderr log."""
 
-    def __init__(self, workdir: Path, properties: dict[str, object], extra_args: list[str] | None = None):
+    def __init__(self, workdir: Path, properties: dict[str, object], extra_args: list[str] | None = None,
+                 environment: dict[str, str] | None = None):
         self.workdir = workdir
+        self.environment = environment or {}
         self.properties = properties
         self.extra_args = extra_args or []
         self.config = workdir / "kflow.properties"
@@ -185,11 +187,14 @@ class Kflow:
         if not master.exists():
             raise FileNotFoundError(f"{master} does not exist (build it, or set KFLOW_BIN)")
         self.config.write_text("".join(f"{k}={v}\n" for k, v in self.properties.items()))
+        # kflow reads KFLOW_* variables as settings: keep the test harness's own out of its environment.
+        environment = {k: v for k, v in os.environ.items() if k not in ("KFLOW_BIN", "KFLOW_DEPS", "KFLOW_CORPUS")}
+        environment.update(self.environment)
         stderr = open(self.stderr_path, "ab")
         self.process = subprocess.Popen(
             [str(master), "-c", str(self.config), *self.extra_args],
             stdin=subprocess.DEVNULL, stdout=stderr, stderr=subprocess.STDOUT, cwd=self.workdir,
-            start_new_session=True,
+            start_new_session=True, env=environment,
         )
         stderr.close()
         self.wait_ready(ready_timeout)
