@@ -31,6 +31,10 @@ final class Master {
     private var lastStatusNs: UInt64 = 0
     private var lastStatusFlows: UInt64 = 0
     private var lastReloadText = "none"
+    /// A heartbeat older than this withholds the watchdog ping and makes /healthz 503.
+    private static let freshHeartbeatNs: UInt64 = 1_500_000_000
+    /// A worker exiting sooner than this after its start counts as a quick failure (crash loop).
+    private static let quickWorkerLifeNs: UInt64 = 10_000_000_000
 
     struct PendingReload {
         var deadlineNs: UInt64
@@ -80,6 +84,7 @@ final class Master {
             enforceStopDeadlines()
             if !readySent { sendReadyWhenWorkersRun() }
             pingWatchdog()
+            refreshHealth()
             publishStatus()
         }
         logger.info("all workers stopped; exiting")
@@ -160,7 +165,7 @@ final class Master {
                 let lived = Clock.monotonicNanoseconds &- worker.startedNs
                 logger.warning("worker \(i) exited unexpectedly (\(how)) after \(lived / 1_000_000) ms; restarting")
                 shared.update { $0.restarts += 1 }
-                scheduleRespawn(slot: i, failed: lived < 10_000_000_000)
+                scheduleRespawn(slot: i, failed: lived < Self.quickWorkerLifeNs)
             } else if let r = retiring.firstIndex(where: { $0.pid == pid }) {
                 let worker = retiring.remove(at: r)
                 retire(worker)
@@ -190,13 +195,18 @@ final class Master {
         if delayMs > 0 {
             logger.warning("worker \(index) is crash-looping (\(failures) quick failures); next start in \(delayMs) ms")
         }
-        shared.update { $0.slotsInBackoff = slots.filter { $0.consecutiveFailures > 1 }.count }
     }
 
     private func respawnDueSlots() {
         let now = Clock.monotonicNanoseconds
         for i in slots.indices where slots[i].worker == nil {
             if let at = slots[i].respawnAtNs, at <= now { spawn(slot: i) }
+        }
+        // A worker that has stayed up for quickWorkerLifeNs ends its slot's crash loop; otherwise the
+        // slot would count as crash-looping (gauge, STATUS) until its next exit, however far off.
+        for i in slots.indices where slots[i].consecutiveFailures > 0 {
+            // `now` predates workers spawned just above: compare without subtracting past zero.
+            if let w = slots[i].worker, now >= w.startedNs + Self.quickWorkerLifeNs { slots[i].consecutiveFailures = 0 }
         }
     }
 
@@ -243,7 +253,7 @@ final class Master {
         let now = Clock.monotonicNanoseconds
         guard now - lastWatchdogNs >= usec * 1000 / 2 else { return }
         // Ping only while every worker's heartbeat is fresh: a stuck worker withholds the ping.
-        guard allWorkersFresh(withinNs: 1_500_000_000) else { return }
+        guard allWorkersFresh(withinNs: Self.freshHeartbeatNs) else { return }
         notifier.watchdog()
         lastWatchdogNs = now
     }
@@ -257,11 +267,17 @@ final class Master {
         lastStatusNs = now
         lastStatusFlows = flows
         if readySent { notifier.status(statusLine(flowsPerSecond: rate)) }
-        shared.update { $0.healthy = allWorkersFresh(withinNs: UInt64(configuration.workerHeartbeatTimeoutMilliseconds) * 1_000_000) }
     }
 
-    func refreshHealth() {
-        shared.update { $0.healthy = allWorkersFresh(withinNs: UInt64(configuration.workerHeartbeatTimeoutMilliseconds) * 1_000_000) }
+    /// Health and the crash-loop gauge, on every pass. /healthz follows the watchdog's rule: a worker
+    /// stalled for 1.5 s (or its heartbeat timeout, if shorter) or missing makes it 503. Judged against
+    /// the kill timeout alone, a stalled worker would be replaced the moment it turned unhealthy and
+    /// /healthz would never say so.
+    private func refreshHealth() {
+        let limitNs = min(Self.freshHeartbeatNs, UInt64(configuration.workerHeartbeatTimeoutMilliseconds) * 1_000_000)
+        let healthy = allWorkersFresh(withinNs: limitNs)
+        let crashLooping = slots.filter { $0.consecutiveFailures > 1 }.count
+        shared.update { $0.healthy = healthy; $0.slotsInBackoff = crashLooping }
     }
 
     private func statusLine(flowsPerSecond: Double) -> String {
