@@ -20,9 +20,11 @@ for tool in dpkg-buildpackage dh lintian fakeroot swift; do
 done
 
 log "release build with the Swift runtime linked statically (scratch $scratch)"
-swift build -c release --static-swift-stdlib --scratch-path "$scratch" --product kflow-master >&2
-swift build -c release --static-swift-stdlib --scratch-path "$scratch" --product kflow-worker >&2
-bin=$(swift build -c release --static-swift-stdlib --scratch-path "$scratch" --show-bin-path)
+# -z now (with the default -z relro) makes the whole GOT read-only after start-up (Debian's hardening=+bindnow).
+build=(swift build -c release --static-swift-stdlib --scratch-path "$scratch" -Xlinker -z -Xlinker now)
+"${build[@]}" --product kflow-master >&2
+"${build[@]}" --product kflow-worker >&2
+bin=$("${build[@]}" --show-bin-path)
 
 # The target has no Swift toolchain and Debian 12's librdkafka is too old: neither may be a run-time need.
 for exe in kflow-master kflow-worker; do
