@@ -104,7 +104,7 @@ def test_metrics_endpoint_exposes_the_documented_series(kflow):
     wait_until(lambda: kflow.metrics().total("kflow_flows_decoded_total") == 1, 5, what="one flow decoded")
     names = kflow.metrics().names()
     documented = {
-        "kflow_datagrams_received_total", "kflow_flows_decoded_total", "kflow_unknown_template_records_total",
+        "kflow_datagrams_received_total", "kflow_flows_decoded_total", "kflow_unknown_template_sets_total",
         "kflow_templates_active", "kflow_kafka_produced_total", "kflow_kafka_delivered_total",
         "kflow_kafka_delivery_failed_total", "kflow_kafka_queue_full_drops_total", "kflow_kafka_queue_depth",
         "kflow_workers", "server_packet_drops", "server_receive_queue",
