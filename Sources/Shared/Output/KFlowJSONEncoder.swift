@@ -30,25 +30,25 @@ public struct KFlowJSONEncoder: Sendable {
     }
 
     @inlinable func write(_ record: borrowing FlowRecord, to cursor: inout TextCursor) {
-        cursor.append(JSONKeys.dvc)
+        cursor.append(#"{"dvc":""#)
         cursor.appendAddress(record.exporter.unmapped)
-        cursor.append(JSONKeys.src)
+        cursor.append(#"","src":""#)
         cursor.appendAddress(record.src)
-        cursor.append(JSONKeys.srcPort)
+        cursor.append(#"","srcp":"#)
         cursor.appendDecimal(record.srcPort)
-        cursor.append(JSONKeys.dst)
+        cursor.append(#","dst":""#)
         cursor.appendAddress(record.dst)
-        cursor.append(JSONKeys.dstPort)
+        cursor.append(#"","dstp":"#)
         cursor.appendDecimal(record.dstPort)
-        cursor.append(JSONKeys.proto)
+        cursor.append(#","proto":"#)
         cursor.appendDecimal(record.proto)
-        cursor.append(JSONKeys.flags)
+        cursor.append(#","flags":"#)
         cursor.appendDecimal(record.tcpFlags)
-        cursor.append(JSONKeys.bytes)
+        cursor.append(#","bytes":"#)
         cursor.appendDecimal(record.bytes)
-        cursor.append(JSONKeys.packets)
+        cursor.append(#","pkts":"#)
         cursor.appendDecimal(record.packets)
-        cursor.append(JSONKeys.time)
+        cursor.append(#","time":"#)
         cursor.appendDecimal(record.exportTimeMs)
 
         // OutputFields share FlowRecord.Present's bits (domain is always known).
@@ -59,54 +59,55 @@ public struct KFlowJSONEncoder: Sendable {
 
     @inlinable func writeExtras(_ record: borrowing FlowRecord, selected: UInt32, to cursor: inout TextCursor) {
         @inline(__always) func has(_ field: OutputFields) -> Bool { selected & field.rawValue != 0 }
-        if has(.start) { cursor.append(JSONKeys.start); cursor.appendDecimal(record.flowStartMs) }
-        if has(.end) { cursor.append(JSONKeys.end); cursor.appendDecimal(record.flowEndMs) }
-        if has(.inInterface) { cursor.append(JSONKeys.inInterface); cursor.appendDecimal(record.inputInterface) }
-        if has(.outInterface) { cursor.append(JSONKeys.outInterface); cursor.appendDecimal(record.outputInterface) }
-        if has(.srcAS) { cursor.append(JSONKeys.srcAS); cursor.appendDecimal(record.srcAS) }
-        if has(.dstAS) { cursor.append(JSONKeys.dstAS); cursor.appendDecimal(record.dstAS) }
+        if has(.start) { cursor.append(#","start":"#); cursor.appendDecimal(record.flowStartMs) }
+        if has(.end) { cursor.append(#","end":"#); cursor.appendDecimal(record.flowEndMs) }
+        if has(.inInterface) { cursor.append(#","in_if":"#); cursor.appendDecimal(record.inputInterface) }
+        if has(.outInterface) { cursor.append(#","out_if":"#); cursor.appendDecimal(record.outputInterface) }
+        if has(.srcAS) { cursor.append(#","src_as":"#); cursor.appendDecimal(record.srcAS) }
+        if has(.dstAS) { cursor.append(#","dst_as":"#); cursor.appendDecimal(record.dstAS) }
         if has(.nextHop) {
-            cursor.append(JSONKeys.nextHop)
+            cursor.append(#","nexthop":""#)
             cursor.appendAddress(record.nextHop)
             cursor.append(UInt8(ascii: "\""))
         }
-        if has(.vlan) { cursor.append(JSONKeys.vlan); cursor.appendDecimal(record.vlan) }
-        if has(.tos) { cursor.append(JSONKeys.tos); cursor.appendDecimal(record.tos) }
-        if has(.domain) { cursor.append(JSONKeys.domain); cursor.appendDecimal(record.observationDomain) }
-        if has(.direction) { cursor.append(JSONKeys.direction); cursor.appendDecimal(record.direction) }
-        if has(.srcMask) { cursor.append(JSONKeys.srcMask); cursor.appendDecimal(record.srcMask) }
-        if has(.dstMask) { cursor.append(JSONKeys.dstMask); cursor.appendDecimal(record.dstMask) }
-        if has(.sampling) { cursor.append(JSONKeys.sampling); cursor.appendDecimal(record.samplingInterval) }
+        if has(.vlan) { cursor.append(#","vlan":"#); cursor.appendDecimal(record.vlan) }
+        if has(.tos) { cursor.append(#","tos":"#); cursor.appendDecimal(record.tos) }
+        if has(.domain) { cursor.append(#","domain":"#); cursor.appendDecimal(record.observationDomain) }
+        if has(.direction) { cursor.append(#","dir":"#); cursor.appendDecimal(record.direction) }
+        if has(.srcMask) { cursor.append(#","src_mask":"#); cursor.appendDecimal(record.srcMask) }
+        if has(.dstMask) { cursor.append(#","dst_mask":"#); cursor.appendDecimal(record.dstMask) }
+        if has(.sampling) { cursor.append(#","sampling":"#); cursor.appendDecimal(record.samplingInterval) }
     }
 }
 
-/// The literal text between values, shared by the encoder and its worst-case bound.
-@usableFromInline enum JSONKeys {
-    @usableFromInline static let dvc: StaticString = #"{"dvc":""#
-    @usableFromInline static let src: StaticString = #"","src":""#
-    @usableFromInline static let srcPort: StaticString = #"","srcp":"#
-    @usableFromInline static let dst: StaticString = #","dst":""#
-    @usableFromInline static let dstPort: StaticString = #"","dstp":"#
-    @usableFromInline static let proto: StaticString = #","proto":"#
-    @usableFromInline static let flags: StaticString = #","flags":"#
-    @usableFromInline static let bytes: StaticString = #","bytes":"#
-    @usableFromInline static let packets: StaticString = #","pkts":"#
-    @usableFromInline static let time: StaticString = #","time":"#
+/// The literal text between values, for the worst-case bound. The encoder writes the same literals inline
+/// (so they compile to constant-size stores); `worstCaseRecordFitsTheDeclaredBound` checks the two agree.
+enum JSONKeys {
+    static let dvc: StaticString = #"{"dvc":""#
+    static let src: StaticString = #"","src":""#
+    static let srcPort: StaticString = #"","srcp":"#
+    static let dst: StaticString = #","dst":""#
+    static let dstPort: StaticString = #"","dstp":"#
+    static let proto: StaticString = #","proto":"#
+    static let flags: StaticString = #","flags":"#
+    static let bytes: StaticString = #","bytes":"#
+    static let packets: StaticString = #","pkts":"#
+    static let time: StaticString = #","time":"#
 
-    @usableFromInline static let start: StaticString = #","start":"#
-    @usableFromInline static let end: StaticString = #","end":"#
-    @usableFromInline static let inInterface: StaticString = #","in_if":"#
-    @usableFromInline static let outInterface: StaticString = #","out_if":"#
-    @usableFromInline static let srcAS: StaticString = #","src_as":"#
-    @usableFromInline static let dstAS: StaticString = #","dst_as":"#
-    @usableFromInline static let nextHop: StaticString = #","nexthop":""#
-    @usableFromInline static let vlan: StaticString = #","vlan":"#
-    @usableFromInline static let tos: StaticString = #","tos":"#
-    @usableFromInline static let domain: StaticString = #","domain":"#
-    @usableFromInline static let direction: StaticString = #","dir":"#
-    @usableFromInline static let srcMask: StaticString = #","src_mask":"#
-    @usableFromInline static let dstMask: StaticString = #","dst_mask":"#
-    @usableFromInline static let sampling: StaticString = #","sampling":"#
+    static let start: StaticString = #","start":"#
+    static let end: StaticString = #","end":"#
+    static let inInterface: StaticString = #","in_if":"#
+    static let outInterface: StaticString = #","out_if":"#
+    static let srcAS: StaticString = #","src_as":"#
+    static let dstAS: StaticString = #","dst_as":"#
+    static let nextHop: StaticString = #","nexthop":""#
+    static let vlan: StaticString = #","vlan":"#
+    static let tos: StaticString = #","tos":"#
+    static let domain: StaticString = #","domain":"#
+    static let direction: StaticString = #","dir":"#
+    static let srcMask: StaticString = #","src_mask":"#
+    static let dstMask: StaticString = #","dst_mask":"#
+    static let sampling: StaticString = #","sampling":"#
 
     /// KFlow's ten fields at their longest: three addresses, two ports, proto, flags, three UInt64s, "}".
     static var baseBound: Int {
