@@ -28,11 +28,13 @@ class GuestError(RuntimeError):
 class Guest:
     """One booted guest. Use as a context manager: boots on enter, powers off on exit."""
 
-    def __init__(self, root: Path, log: Path, binds_ro: dict[str, str] | None = None, name: str = "kflow-guest"):
+    def __init__(self, root: Path, log: Path, binds_ro: dict[str, str] | None = None, name: str | None = None):
         self.root = root
         self.log = log
         self.binds_ro = binds_ro or {}
-        self.name = name
+        # nspawn keeps per-machine state under /run/systemd/nspawn/<name>: a name per test process lets two
+        # runs boot side by side.
+        self.name = name or f"kflow-guest-{os.getpid()}"
         self.cgroup = CGROUP_V2 / f"kflow-nspawn-{os.getpid()}"
         self.nspawn: subprocess.Popen | None = None
         self.init_pid: int | None = None
