@@ -20,7 +20,8 @@ from support import ipfix
 from support.ipfix import Flow
 from support.kafka import TopicReader, read_records
 from support.loadgen import IpfixGen, build_ipfix_gen
-from support.procs import tail, wait_until
+from support.procs import wait_until
+from support.reload import reload_with, wait_reload_applied
 
 EXPORT_TIME = 1_700_000_000
 FLOWS = 300_000
@@ -83,32 +84,6 @@ def read_topics(bootstrap: str, topics: list[str], count: int, timeout: float = 
 
 def read_topic(bootstrap: str, topic: str, count: int, timeout: float = 60.0) -> FlowKeyReader:
     return read_topics(bootstrap, [topic], count, timeout)[0]
-
-
-def reload_with(kflow, **changes) -> None:
-    """Rewrites the properties file with `changes` (`__` for dots; None removes a key) and sends SIGHUP."""
-    for key, value in changes.items():
-        if value is None:
-            kflow.properties.pop(key.replace("__", "."), None)
-        else:
-            kflow.properties[key.replace("__", ".")] = value
-    kflow.config.write_text("".join(f"{k}={v}\n" for k, v in kflow.properties.items()))
-    kflow.send_signal(signal.SIGHUP)
-
-
-def wait_reload_applied(kflow, successes: int, timeout: float = 20.0) -> None:
-    """Until `successes` reloads have completed and exactly the configured number of workers run."""
-    def applied():
-        m = kflow.metrics()
-        return (m.get("kflow_reloads_total", result="success") == successes
-                and len(kflow.worker_pids()) == kflow.threads and m.get("kflow_workers") == kflow.threads)
-    try:
-        wait_until(applied, timeout, 0.1, f"reload #{successes} applied with {kflow.threads} worker(s)")
-    except TimeoutError as error:
-        m = kflow.metrics()
-        raise AssertionError(
-            f"{error}: reloads {m.by_label('kflow_reloads_total', 'result')}, kflow_workers "
-            f"{m.get('kflow_workers')}, worker pids {kflow.worker_pids()}\n{tail(kflow.stderr_path, 30)}") from None
 
 
 def wait_deliveries_settled(kflow, timeout: float = 60.0) -> float:
