@@ -300,6 +300,35 @@ def test_stop_flushes_what_the_producers_hold(guest: Guest):
     assert_all_delivered(guest, 5, 2000, "after systemctl stop")
 
 
+def test_an_invalid_configuration_is_refused_without_a_restart_loop(guest: Guest):
+    guest.sh(": > /etc/kflow/kflow.properties")  # back to the defaults
+    guest.run(["systemctl", "start", UNIT], timeout=60)
+    master = main_pid(guest)
+    workers = worker_pids(guest, master)
+    guest.sh("echo server.port=0 >> /etc/kflow/kflow.properties")
+    since = guest_now(guest)
+    guest.run(["systemctl", "reload", UNIT], timeout=60)
+    wait_for(lambda: "reload rejected" in journal(guest, since), 10, "the master to reject the reload")
+    assert unit_properties(guest, "ActiveState")["ActiveState"] == "active"
+    assert main_pid(guest) == master and worker_pids(guest, master) == workers, \
+        "a rejected reload replaced the master or its workers"
+
+    restarted = guest.run(["systemctl", "restart", UNIT], check=False, timeout=60)
+    assert restarted.returncode != 0, "systemctl restart succeeded with server.port=0"
+    wait_for(lambda: unit_properties(guest, "ActiveState")["ActiveState"] == "failed", 60,
+             "systemd to give up on the invalid configuration", interval=0.5)
+    restarts = unit_properties(guest, "NRestarts")["NRestarts"]
+    time.sleep(4)  # longer than RestartSec: a restart loop would show here
+    props = unit_properties(guest, "ActiveState", "NRestarts", "Result")
+    assert props["ActiveState"] == "failed" and props["NRestarts"] == restarts, props
+    log = journal(guest, since)
+    assert "server.port" in log, f"the journal does not say what is wrong:\n{log[-3000:]}"
+
+    guest.sh(": > /etc/kflow/kflow.properties")
+    guest.run(["systemctl", "reset-failed", UNIT])
+    guest.run(["systemctl", "start", UNIT], timeout=60)
+
+
 def test_purge_leaves_no_file_user_or_unit_behind(guest: Guest):
     purged = guest.run(["dpkg", "--purge", "kflow"], check=False, timeout=120)
     assert purged.returncode == 0, f"dpkg --purge failed:\n{purged.stdout}{purged.stderr}"
