@@ -58,6 +58,8 @@ public enum DecodeErrorKind: Int, CaseIterable, Sendable {
     case truncatedRecord
     /// NetFlow v5 header count says more records than the datagram holds.
     case v5CountMismatch
+    /// A template snapshot (from another worker) rejected whole, or from one bad entry on; not a datagram.
+    case invalidTemplateSnapshot
 
     /// snake_case, for a Prometheus label.
     public var label: String {
@@ -71,6 +73,7 @@ public enum DecodeErrorKind: Int, CaseIterable, Sendable {
         case .malformedTemplate: "malformed_template"
         case .truncatedRecord: "truncated_record"
         case .v5CountMismatch: "v5_count_mismatch"
+        case .invalidTemplateSnapshot: "invalid_template_snapshot"
         }
     }
 }
@@ -98,6 +101,8 @@ public struct DecodeStatistics: Sendable {
     public var withdrawalsIgnored: UInt64 = 0
     /// Transport sessions evicted (least recently used) to stay within `maxSessions`.
     public var sessionsEvicted: UInt64 = 0
+    /// Templates added or redefined from another worker's snapshot (not counted in `templatesAdded`).
+    public var templatesImported: UInt64 = 0
 
     private var errorCounts = [UInt64](repeating: 0, count: DecodeErrorKind.allCases.count)
 

@@ -1,8 +1,10 @@
 /// Decodes IPFIX (v10), NetFlow v9 and NetFlow v5 datagrams into `FlowRecord`s. One per worker
 /// thread: it owns its template cache and counters and is not thread-safe.
 public final class FlowDecoder {
-    public private(set) var statistics = DecodeStatistics()
-    private let cache: TemplateCache
+    public internal(set) var statistics = DecodeStatistics()
+    /// Why the last template snapshot import rejected all or part of its input; nil when it was whole.
+    public internal(set) var lastTemplateSnapshotError: TemplateSnapshotError?
+    let cache: TemplateCache
 
     public init(configuration: DecoderConfiguration = .init()) {
         cache = TemplateCache(configuration: configuration)
@@ -33,9 +35,11 @@ public final class FlowDecoder {
         }
         switch payload.readBE16(at: 0) {
         case 10:
+            cache.wireFormat = .ipfix
             IPFIXDecoder.decode(
                 payload, from: exporter, nowSeconds: nowSeconds, cache: cache, statistics: &statistics, sink: &sink)
         case 9:
+            cache.wireFormat = .netFlowV9
             NetFlowV9Decoder.decode(
                 payload, from: exporter, nowSeconds: nowSeconds, cache: cache, statistics: &statistics, sink: &sink)
         case 5:

@@ -1,6 +1,14 @@
-/// A template as cached: its compiled plan and when it was last (re)received.
+/// The protocol a template definition is encoded in; its raw value is the header's version number.
+enum TemplateWireFormat: UInt8, Sendable {
+    case netFlowV9 = 9
+    case ipfix = 10
+}
+
+/// A template as cached: its compiled plan, the protocol it came in (a snapshot replays the definition
+/// through that protocol's decoder) and when it was last (re)received.
 struct CachedTemplate {
     let plan: DecodePlan
+    let format: TemplateWireFormat
     var lastRefreshedSeconds: UInt32
 }
 
@@ -40,6 +48,12 @@ final class TemplateCache {
     let configuration: DecoderConfiguration
     private(set) var sessions: [ExporterAddress: TransportSession] = [:]
     private(set) var templateCount = 0
+    /// Bumped whenever a template is added, redefined, expired or evicted, or a domain's sampling state
+    /// changes value: a template snapshot taken at one generation is current until it moves.
+    private(set) var generation: UInt64 = 0
+    /// The protocol of the datagram being decoded, set by `FlowDecoder` before it dispatches: templates
+    /// stored meanwhile are tagged with it.
+    var wireFormat = TemplateWireFormat.ipfix
     private var tick: UInt64 = 0
     /// Most datagrams come from the session of the previous one: skip the hash lookup then.
     private var lastSession: TransportSession?
@@ -72,6 +86,24 @@ final class TemplateCache {
         return session
     }
 
+    /// The session of `exporter` for a snapshot import, created when new if `maxSessions` allows; nil at
+    /// the limit. An import never evicts: sessions heard from live outrank ones read from a snapshot.
+    func sessionForImport(_ exporter: ExporterAddress, nowSeconds: UInt32) -> TransportSession? {
+        if let existing = sessions[exporter] { return existing }
+        guard sessions.count < configuration.maxSessions else { return nil }
+        tick &+= 1
+        let session = TransportSession(exporter: exporter)
+        session.lastUsedTick = tick
+        session.lastActiveSeconds = nowSeconds
+        sessions[exporter] = session
+        return session
+    }
+
+    /// The cached entry of template `id`, expired or not, without touching it.
+    func cachedTemplate(_ id: UInt16, domain: UInt32, exporter: ExporterAddress) -> CachedTemplate? {
+        sessions[exporter]?.domains[domain]?.templates[id]
+    }
+
     /// The live template `id` of `domain`, or nil when unknown or expired (expired ones are removed).
     func template(
         _ id: UInt16, domain: UInt32, in session: TransportSession, nowSeconds: UInt32,
@@ -82,6 +114,7 @@ final class TemplateCache {
             state.templates[id] = nil
             session.templateCount -= 1
             templateCount -= 1
+            generation &+= 1
             statistics.templatesExpired &+= 1
             return nil
         }
@@ -127,8 +160,10 @@ final class TemplateCache {
             state = DomainState()
             session.domains[domain] = state
         }
-        let entry = CachedTemplate(plan: plan, lastRefreshedSeconds: nowSeconds)
+        let entry = CachedTemplate(plan: plan, format: wireFormat, lastRefreshedSeconds: nowSeconds)
         if state.templates.updateValue(entry, forKey: plan.templateID) != nil {
+            // Only reached after `refreshIfUnchanged` said no: the definition differs.
+            generation &+= 1
             statistics.templatesReplaced &+= 1
             return
         }
@@ -141,13 +176,20 @@ final class TemplateCache {
         }
         session.templateCount += 1
         templateCount += 1
+        generation &+= 1
         statistics.templatesAdded &+= 1
     }
 
     /// Records what an options data set said about its domain.
     func applyOptions(_ values: OptionsValues, to state: DomainState, nowSeconds: UInt32) {
-        if values.samplingInterval != 0 { state.samplingInterval = values.samplingInterval }
-        if values.systemInitTimeMs != 0 { state.systemInitTimeMs = values.systemInitTimeMs }
+        if values.samplingInterval != 0, values.samplingInterval != state.samplingInterval {
+            state.samplingInterval = values.samplingInterval
+            generation &+= 1
+        }
+        if values.systemInitTimeMs != 0, values.systemInitTimeMs != state.systemInitTimeMs {
+            state.systemInitTimeMs = values.systemInitTimeMs
+            generation &+= 1
+        }
         state.optionsRefreshedSeconds = nowSeconds
     }
 
@@ -167,6 +209,7 @@ final class TemplateCache {
                     state.templates[id] = nil
                     session.templateCount -= 1
                     templateCount -= 1
+                    generation &+= 1
                     statistics.templatesExpired &+= 1
                 }
                 if state.templates.isEmpty { session.domains[domain] = nil }
@@ -178,7 +221,7 @@ final class TemplateCache {
         for address in idleSessions { remove(address) }
     }
 
-    private func isExpired(_ refreshed: UInt32, now: UInt32) -> Bool {
+    func isExpired(_ refreshed: UInt32, now: UInt32) -> Bool {
         // A clock that went backwards keeps templates alive rather than dropping them all.
         now > refreshed && now - refreshed > configuration.templateLifetimeSeconds
     }
@@ -193,6 +236,7 @@ final class TemplateCache {
     private func remove(_ address: ExporterAddress) {
         guard let session = sessions.removeValue(forKey: address) else { return }
         templateCount -= session.templateCount
+        if session.templateCount > 0 { generation &+= 1 }
         if lastSession === session { lastSession = nil }
     }
 }
