@@ -84,7 +84,9 @@ def test_every_family_the_readme_documents_is_exposed_with_its_labels(kflow):
     families = documented_families()
     assert len(families) >= 30, f"the README table parsed into only {len(families)} families: {sorted(families)}"
     send_some_flows(kflow)
-    metrics = kflow.metrics()
+    # Workers publish their exporter tables once a second, after the counters.
+    metrics = wait_until(lambda: (m := kflow.metrics()).total("kflow_exporter_flows_total") >= 10 and m, 3, 0.1,
+                         "the exporter's flows in kflow_exporter_flows_total")
     declared = set(re.findall(r"^# TYPE (\S+) ", metrics.text, re.M))
     missing = sorted(set(families) - declared)
     assert not missing, f"documented but not exposed: {missing}"
