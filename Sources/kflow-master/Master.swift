@@ -31,6 +31,11 @@ final class Master {
     private var lastStatusNs: UInt64 = 0
     private var lastStatusFlows: UInt64 = 0
     private var lastReloadText = "none"
+    /// Template exchanges (memfd descriptors) of live workers and of workers gone less than a minute:
+    /// every new worker imports their snapshots before it starts receiving.
+    private var templateExchanges: [(fd: Int32, releasedAtNs: UInt64?)] = []
+    private static let exchangeKeepNs: UInt64 = 60_000_000_000
+    private static let maxExchangeSources = 64
     /// A heartbeat older than this withholds the watchdog ping and makes /healthz 503.
     private static let freshHeartbeatNs: UInt64 = 1_500_000_000
     /// A worker exiting sooner than this after its start counts as a quick failure (crash loop).
@@ -116,6 +121,9 @@ final class Master {
         let sockets = group.sockets.indices.filter { $0 % workerCount == index }.map { group.sockets[$0].fd }
         do throws(SystemError) {
             let segment = try WorkerSegment.create(name: "kflow-worker-\(index)")
+            let exchange = try TemplateExchange.create(name: "kflow-templates-\(index)")
+            exchange.unmap()  // the master only hands the descriptor on
+            let sources = templateExchanges.suffix(Self.maxExchangeSources).map(\.fd)
             var pipeFDs: [Int32] = [0, 0]
             guard pipe(&pipeFDs) == 0 else { throw SystemError("pipe") }
             // The master spawns from this thread only, so setting close-on-exec right away is race-free.
@@ -128,20 +136,24 @@ final class Master {
                 "--config-fd", String(4 + sockets.count),
                 "--slot", String(index),
                 "--generation", String(generation),
-            ]
+                "--template-exchange-fd", String(5 + sockets.count),
+            ] + (sources.isEmpty ? [] : [
+                "--template-source-fds", (0..<sources.count).map { String(6 + sockets.count + $0) }.joined(separator: ","),
+            ])
             let pid: pid_t
             do throws(SystemError) {
                 pid = try Spawn.start(executable: workerExecutable, arguments: arguments,
-                                      descriptors: sockets + [segment.fd, pipeFDs[0]])
+                                      descriptors: sockets + [segment.fd, pipeFDs[0], exchange.fd] + sources)
             } catch {
-                close(pipeFDs[0]); close(pipeFDs[1]); segment.unmap(); close(segment.fd)
+                close(pipeFDs[0]); close(pipeFDs[1]); segment.unmap(); close(segment.fd); close(exchange.fd)
                 throw error
             }
+            templateExchanges.append((fd: exchange.fd, releasedAtNs: nil))
             close(pipeFDs[0])
             writeAll(fd: pipeFDs[1], text: configuration.workerText())
             close(pipeFDs[1])
             let worker = WorkerProcess(slot: index, generation: generation, pid: pid, segment: segment,
-                                       startedNs: Clock.monotonicNanoseconds, groupID: group.id)
+                                       templateExchangeFD: exchange.fd, startedNs: Clock.monotonicNanoseconds, groupID: group.id)
             slots[index].worker = worker
             slots[index].respawnAtNs = nil
             shared.update { $0.live.append(worker.segment) }
@@ -183,6 +195,16 @@ final class Master {
         }
         worker.segment.unmap()
         close(worker.segment.fd)
+        let now = Clock.monotonicNanoseconds
+        if let i = templateExchanges.firstIndex(where: { $0.fd == worker.templateExchangeFD }) {
+            templateExchanges[i].releasedAtNs = now
+        }
+        // Snapshots of workers gone for a minute are stale: their successors have published their own.
+        templateExchanges.removeAll { entry in
+            guard let released = entry.releasedAtNs, now - released > Self.exchangeKeepNs else { return false }
+            close(entry.fd)
+            return true
+        }
     }
 
     private func scheduleRespawn(slot index: Int, failed: Bool) {
@@ -379,13 +401,15 @@ final class WorkerProcess {
     let generation: UInt64
     let pid: pid_t
     let segment: WorkerSegment
+    let templateExchangeFD: Int32
     let startedNs: UInt64
     let groupID: Int
     var stopDeadlineNs: UInt64?
     var killedForStall = false
     var killedAfterDeadline = false
 
-    init(slot: Int, generation: UInt64, pid: pid_t, segment: WorkerSegment, startedNs: UInt64, groupID: Int) {
+    init(slot: Int, generation: UInt64, pid: pid_t, segment: WorkerSegment, templateExchangeFD: Int32, startedNs: UInt64, groupID: Int) {
+        self.templateExchangeFD = templateExchangeFD
         self.slot = slot
         self.generation = generation
         self.pid = pid

@@ -33,6 +33,9 @@ static inline uint64_t kflow_counter_load(const uint64_t *counter) {
     return __atomic_load_n(counter, __ATOMIC_RELAXED);
 }
 
+// A full fence, for the seqlock around template snapshots in shared memory.
+static inline void kflow_memory_fence(void) { __atomic_thread_fence(__ATOMIC_SEQ_CST); }
+
 // ---- Misc -------------------------------------------------------------------------------------------
 // memfd_create with MFD_CLOEXEC cleared so a spawned worker can inherit it; -errno on failure.
 int kflow_memfd_create(const char *name);

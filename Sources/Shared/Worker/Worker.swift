@@ -15,6 +15,9 @@ public final class Worker {
         public var configFD: Int32
         public var slot: Int
         public var generation: UInt64
+        /// Where this worker publishes its template snapshots, and its predecessors' (to import at start).
+        public var templateExchangeFD: Int32?
+        public var templateSourceFDs: [Int32]
 
         /// Parses `--socket-fds 3,4 --segment-fd 5 --config-fd 6 --slot 0 --generation 1`.
         public init(arguments: [String]) throws(WorkerError) {
@@ -37,6 +40,8 @@ public final class Worker {
             configFD = Int32(try number("config-fd"))
             slot = try number("slot")
             generation = UInt64(try number("generation"))
+            templateExchangeFD = values["template-exchange-fd"] != nil ? Int32(try number("template-exchange-fd")) : nil
+            templateSourceFDs = (values["template-source-fds"] ?? "").split(separator: ",").compactMap { Int32($0) }
         }
     }
 
@@ -64,6 +69,12 @@ public final class Worker {
     private let decoder: FlowDecoder
     private var sink: JSONFlowSink<KafkaProducer>
     private let signals: SignalWaiter
+    private let templateExchange: TemplateExchange?
+    /// Predecessors' exchanges, read during the first seconds of life, with the sequence last imported.
+    private var templateSources: [(exchange: TemplateExchange, importedSequence: UInt64?)]
+    private var publishedTemplateGeneration: UInt64 = 0
+    private var snapshotBuffer: [UInt8] = []
+    private static let templateImportWindowNs: UInt64 = 3_000_000_000
 
     /// Reads the configuration from the master's pipe and sets everything up; nothing is received yet.
     public init(options: Options, signals: SignalWaiter, logger: Logger) throws(WorkerError) {
@@ -99,6 +110,10 @@ public final class Worker {
         do { fields = try OutputFields(parsing: configuration.outputFields.joined(separator: ",")) } catch {
             throw .configuration("\(error)")
         }
+        templateExchange = options.templateExchangeFD.flatMap { try? TemplateExchange.attach(fd: $0, writable: true) }
+        templateSources = options.templateSourceFDs.compactMap { fd in
+            (try? TemplateExchange.attach(fd: fd, writable: false)).map { (exchange: $0, importedSequence: nil) }
+        }
         let batch = JSONMessageBatch(encoder: KFlowJSONEncoder(fields: fields), maxRecords: configuration.outputBatchRecords)
         sink = JSONFlowSink(batch: batch, transport: producer)
     }
@@ -115,6 +130,11 @@ public final class Worker {
         var pollFDs = options.socketFDs.map { pollfd(fd: $0, events: Int16(POLLIN), revents: 0) }
         var local = LocalCounters()
         var lastExportersPublishNs: UInt64 = 0
+        let imported = importTemplateSnapshots()
+        if imported > 0 { logger.info("worker \(options.slot): \(imported) template(s) taken over from earlier workers") }
+        let startNs = Clock.monotonicNanoseconds
+        var lastImportNs = startNs
+        var lastTemplatePublishNs: UInt64 = 0
         segment.setState(.running)
         logger.info("worker \(options.slot) (generation \(options.generation)) receiving on \(options.socketFDs.count) socket(s)")
 
@@ -143,6 +163,16 @@ public final class Worker {
                 publish(local)
                 lastPublishNs = nowNs
             }
+            // Templates predecessors learn while they still overlap with us (reload) are taken over too.
+            if !templateSources.isEmpty, nowNs &- lastImportNs > 250_000_000 {
+                importTemplateSnapshots()
+                lastImportNs = nowNs
+                if nowNs &- startNs > Self.templateImportWindowNs { releaseTemplateSources() }
+            }
+            if decoder.templateGeneration != publishedTemplateGeneration, nowNs &- lastTemplatePublishNs > 100_000_000 {
+                publishTemplateSnapshot()
+                lastTemplatePublishNs = nowNs
+            }
             if nowNs &- lastExportersPublishNs > 1_000_000_000 {
                 publishExporters()
                 lastExportersPublishNs = nowNs
@@ -151,6 +181,7 @@ public final class Worker {
 
         // Stop receiving; what is queued in the socket stays for the sibling or next-generation worker.
         segment.setState(.draining)
+        publishTemplateSnapshot()
         sink.flush()
         let remaining = producer.flush(timeoutMs: configuration.kafkaFlushTimeoutMilliseconds)
         publish(local)
@@ -222,6 +253,41 @@ public final class Worker {
         // The busiest exporters first, so the table's capacity keeps the ones that matter.
         if entries.count > WorkerSegment.exporterCapacity { entries.sort { $0.datagrams > $1.datagrams } }
         segment.publishExporters(entries)
+    }
+
+    /// Imports every predecessor snapshot that changed since the last import; returns templates added.
+    @discardableResult
+    private func importTemplateSnapshots() -> Int {
+        var imported = 0
+        let now = Clock.wallSeconds
+        for i in templateSources.indices {
+            let source = templateSources[i]
+            let sequence = source.exchange.sequence
+            guard sequence != source.importedSequence, sequence & 1 == 0, let bytes = source.exchange.read() else { continue }
+            imported += bytes.withUnsafeBytes { decoder.importTemplateSnapshot($0, nowSeconds: now) }
+            templateSources[i].importedSequence = sequence
+        }
+        return imported
+    }
+
+    private func releaseTemplateSources() {
+        for source in templateSources {
+            source.exchange.unmap()
+            close(source.exchange.fd)
+        }
+        templateSources = []
+    }
+
+    private func publishTemplateSnapshot() {
+        guard let exchange = templateExchange else { return }
+        let generation = decoder.templateGeneration
+        decoder.writeTemplateSnapshot(into: &snapshotBuffer)
+        if exchange.publish(snapshotBuffer) {
+            publishedTemplateGeneration = generation
+        } else if publishedTemplateGeneration != generation {
+            logger.warning("template snapshot of \(snapshotBuffer.count) bytes exceeds the exchange; successors will relearn templates")
+            publishedTemplateGeneration = generation
+        }
     }
 
     private static func readAll(fd: Int32) -> String {
