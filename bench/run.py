@@ -10,8 +10,8 @@ tools/ipfix-gen sends the step's flows at the step's rate. When the collector ha
   delivered  records in Kafka, counted by consuming every partition with assign() from the start to EOF
              (a record = one JSON object, so batched messages count for each object they hold)
   lost       sent - delivered
-  drops      the collector sockets' drop counters (/proc/net/udp{,6}) and the host's UDP
-             RcvbufErrors/InErrors delta (/proc/net/snmp; host-wide, other users' traffic shows up too)
+  drops      in datagrams (about 30 flows each): the collector sockets' drop counters (/proc/net/udp{,6})
+             and the host's UDP RcvbufErrors delta (/proc/net/snmp; host-wide, others' traffic shows up too)
   CPU        user+sys of the collector's process tree (live processes plus reaped children), from
              just before the generator starts until the collector is quiet; reported per million flows
   broker     Tansu's CPU the same way (it shares the two cores)
@@ -50,8 +50,9 @@ PAGE_KB = os.sysconf("SC_PAGE_SIZE") // 1024
 # One match per JSON record, whichever collector wrote it: (source address, packet count). kflow writes
 # "src" ... "pkts", pmacct "ip_src" ... "packets"; both put the source first. Records are single lines.
 RECORD = re.compile(rb'"(?:src|ip_src)":\s*"([^"]*)"[^\n]*?"(?:pkts|packets)":\s*(\d+)')
-# Room per record in nfacctd's kafka_multi_values buffer (a byte count), so N-record batches hold about N.
-NFACCTD_RECORD_BYTES = 400
+# Room per record in nfacctd's kafka_multi_values buffer (a byte count): nfacctd writes about 290
+# bytes a record here, so N-record batches hold about N.
+NFACCTD_RECORD_BYTES = 290
 # The end-of-step marker flows come from this IPv4 /8 (the measured flows from 10/8 and fd00::/8).
 TAIL_NET = 11
 MARKER_PREFIX = b"11."
@@ -307,6 +308,7 @@ class Collector:
         self.spec, self.port = spec, port
         self.log = workdir / f"{spec.name}.log"
         env = dict(os.environ)
+        env.pop("KFLOW_BIN", None)   # kflow reads KFLOW_* variables as settings and would log a notice
         if spec.kind == "nfacctd":
             command = self._nfacctd_command(args, workdir, broker, topic, env)
         else:
@@ -378,6 +380,28 @@ class Collector:
         stop_process(self.process.pid)
 
 
+# kflow counters worth showing next to a step whenever they are not zero.
+KFLOW_LOSS_COUNTERS = ("kflow_kafka_queue_full_drops_total", "kflow_kafka_produce_errors_total",
+                       "kflow_kafka_delivery_failed_total", "kflow_decode_errors_total",
+                       "kflow_receive_errors_total", "kflow_unknown_template_sets_total",
+                       "kflow_output_encode_errors_total", "kflow_worker_restarts_total")
+
+
+def prometheus_totals(text: str) -> dict[str, float]:
+    """Sums each metric over its label sets."""
+    totals: dict[str, float] = {}
+    for line in text.splitlines():
+        if not line or line.startswith("#"):
+            continue
+        name_and_labels, _, value = line.rpartition(" ")
+        name = name_and_labels.split("{", 1)[0]
+        try:
+            totals[name] = totals.get(name, 0.0) + float(value)
+        except ValueError:
+            continue
+    return totals
+
+
 def tail(path: Path, size: int = 600) -> str:
     try:
         data = path.read_bytes()[-size:]
@@ -423,6 +447,7 @@ class StepResult:
     peak_pss_mb: float = 0.0
     packets_ok: bool = True
     idle_cpu_per_s: float = 0.0
+    collector_counters: dict = dataclasses.field(default_factory=dict)
     tail_sent: int = 0
     tail_delivered: int = 0
     error: str = ""
@@ -522,11 +547,17 @@ def run_step(spec: CollectorSpec, rate: int, exporters: int, flows: int, args, g
         result.rcvbuf_errors = snmp1.get("RcvbufErrors", 0) - snmp0.get("RcvbufErrors", 0)
         _, result.socket_drops = udp_socket_drops(args.port)
         result.peak_pss_mb = peak
-        others = busy - result.cpu - result.broker_cpu
+        others = busy - result.cpu - result.broker_cpu - result.gen_cpu
         result.others_cpu_pct = 100.0 * max(others, 0.0) / result.seconds if result.seconds else 0.0
         if collector.process.poll() is not None:
             result.error = f"{spec.name} exited with {collector.process.returncode} during the step: {tail(collector.log)}"
 
+        if spec.kind == "kflow":
+            # kflow's own account of where flows went, so a loss can be placed (socket, decoder, producer).
+            text = collector.metrics(args.metrics_port)
+            (workdir / "metrics.txt").write_text(text)
+            result.collector_counters = {name: value for name, value in prometheus_totals(text).items()
+                                         if name in KFLOW_LOSS_COUNTERS and value}
         count = count_records(broker.bootstrap, topic, args.partitions, args.count_timeout)
         result.messages, result.delivered, result.tail_delivered = count.messages, count.records, count.markers
         # Every flow has a distinct key, so with all records in, the packet sums must agree exactly.
@@ -545,8 +576,8 @@ def run_step(spec: CollectorSpec, rate: int, exporters: int, flows: int, args, g
 # ---------------------------------------------------------------------------------------------------
 # Reporting
 
-COLUMNS = ["collector", "target/s", "offered/s", "exporters", "sent", "delivered", "lost", "rec/msg", "sock drops",
-           "RcvbufErr", "CPU-s", "CPU-s/M", "idle CPU %", "broker CPU-s/M", "gen CPU-s/M", "peak PSS MB", "others %",
+COLUMNS = ["collector", "target/s", "offered/s", "exporters", "sent", "delivered", "lost", "rec/msg", "sock drops dgr",
+           "RcvbufErr dgr", "CPU-s", "CPU-s/M", "idle CPU %", "broker CPU-s/M", "gen CPU-s/M", "peak PSS MB", "others %",
            "note"]
 
 
@@ -556,13 +587,15 @@ def row(r: StepResult) -> list[str]:
         notes.append("packet sums differ")
     if r.tail_delivered != r.tail_sent:
         notes.append(f"markers {r.tail_delivered}/{r.tail_sent}")
+    notes += [f"{name.removeprefix('kflow_').removesuffix('_total')} {value:,.0f}"
+              for name, value in r.collector_counters.items()]
     note = "; ".join(notes)
     records_per_message = f"{(r.delivered + r.tail_delivered) / r.messages:.1f}" if r.messages else "-"
     gen_cpu_per_million = r.gen_cpu / (r.sent / 1e6) if r.sent else float("nan")
     return [r.collector, f"{r.rate:,}" if r.rate else "max", f"{r.offered:,.0f}", str(r.exporters), f"{r.sent:,}",
             f"{r.delivered:,}", f"{r.lost:,}", records_per_message, f"{r.socket_drops:,}", f"{r.rcvbuf_errors:,}",
             f"{r.cpu:.2f}", f"{r.cpu_per_million:.2f}", f"{100 * r.idle_cpu_per_s:.1f}", f"{r.broker_cpu_per_million:.2f}",
-            f"{gen_cpu_per_million:.2f}", f"{r.peak_pss_mb:.0f}", f"{r.others_cpu_pct:.0f}", note[:120]]
+            f"{gen_cpu_per_million:.2f}", f"{r.peak_pss_mb:.0f}", f"{r.others_cpu_pct:.0f}", note[:160]]
 
 
 def text_table(header: list[str], rows: list[list[str]]) -> str:
