@@ -59,12 +59,13 @@ extension FlowDecoder {
 
     private func importTemplate(_ template: SnapshotTemplate, of domain: SnapshotDomain, nowSeconds: UInt32) -> ImportOutcome {
         if cache.isExpired(template.lastRefreshedSeconds, now: nowSeconds) { return .skipped }
-        if let held = cache.cachedTemplate(template.templateID, domain: domain.domain, exporter: domain.exporter),
-            held.lastRefreshedSeconds >= template.lastRefreshedSeconds
-        {
-            return .skipped
-        }
-        guard let session = cache.sessionForImport(domain.exporter, nowSeconds: nowSeconds) else {
+        let held = cache.cachedTemplate(template.templateID, domain: domain.domain, exporter: domain.exporter)
+        if let held, held.lastRefreshedSeconds >= template.lastRefreshedSeconds { return .skipped }
+        // At the total limit the cache makes room by evicting another session; exporters heard live
+        // outrank a snapshot, so a new template from one is refused here instead.
+        guard held != nil || cache.templateCount < cache.configuration.maxTemplatesTotal,
+            let session = cache.sessionForImport(domain.exporter, nowSeconds: nowSeconds)
+        else {
             statistics.templatesRejectedByLimit &+= 1
             return .skipped
         }
