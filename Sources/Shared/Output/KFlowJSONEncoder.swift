@@ -23,13 +23,14 @@ public struct KFlowJSONEncoder: Sendable {
     @inlinable @discardableResult
     public func append(_ record: borrowing FlowRecord, to buffer: OutputBuffer) -> Bool {
         guard let start = buffer.reserve(maxRecordBytes) else { return false }
-        var cursor = TextCursor(start)
-        write(record, to: &cursor)
-        buffer.commit(cursor.position - start)
+        buffer.commit(write(record, at: start) - start)
         return true
     }
 
-    @inlinable func write(_ record: borrowing FlowRecord, to cursor: inout TextCursor) {
+    /// Writes the record at `start` (room for `maxRecordBytes` reserved); returns the end of the text.
+    @inlinable func write(_ record: borrowing FlowRecord, at start: UnsafeMutablePointer<UInt8>) -> UnsafeMutablePointer<UInt8> {
+        // A local cursor the optimiser keeps in a register.
+        var cursor = TextCursor(start)
         cursor.append(#"{"dvc":""#)
         cursor.appendAddress(record.exporter.unmapped)
         cursor.append(#"","src":""#)
@@ -53,11 +54,14 @@ public struct KFlowJSONEncoder: Sendable {
 
         // OutputFields share FlowRecord.Present's bits (domain is always known).
         let selected = fields.rawValue & (record.present.rawValue | OutputFields.domain.rawValue)
-        if selected != 0 { writeExtras(record, selected: selected, to: &cursor) }
+        if selected != 0 { cursor.position = writeExtras(record, selected: selected, at: cursor.position) }
         cursor.append(UInt8(ascii: "}"))
+        return cursor.position
     }
 
-    @inlinable func writeExtras(_ record: borrowing FlowRecord, selected: UInt32, to cursor: inout TextCursor) {
+    @inlinable func writeExtras(_ record: borrowing FlowRecord, selected: UInt32,
+                                at start: UnsafeMutablePointer<UInt8>) -> UnsafeMutablePointer<UInt8> {
+        var cursor = TextCursor(start)
         @inline(__always) func has(_ field: OutputFields) -> Bool { selected & field.rawValue != 0 }
         if has(.start) { cursor.append(#","start":"#); cursor.appendDecimal(record.flowStartMs) }
         if has(.end) { cursor.append(#","end":"#); cursor.appendDecimal(record.flowEndMs) }
@@ -77,6 +81,7 @@ public struct KFlowJSONEncoder: Sendable {
         if has(.srcMask) { cursor.append(#","src_mask":"#); cursor.appendDecimal(record.srcMask) }
         if has(.dstMask) { cursor.append(#","dst_mask":"#); cursor.appendDecimal(record.dstMask) }
         if has(.sampling) { cursor.append(#","sampling":"#); cursor.appendDecimal(record.samplingInterval) }
+        return cursor.position
     }
 }
 

@@ -32,6 +32,20 @@
 /// "00", "01", ... "ff": IPv6 groups are written a byte (two hex digits) at a time.
 @usableFromInline let hexPairs: StaticString = "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f202122232425262728292a2b2c2d2e2f303132333435363738393a3b3c3d3e3f404142434445464748494a4b4c4d4e4f505152535455565758595a5b5c5d5e5f606162636465666768696a6b6c6d6e6f707172737475767778797a7b7c7d7e7f808182838485868788898a8b8c8d8e8f909192939495969798999a9b9c9d9e9fa0a1a2a3a4a5a6a7a8a9aaabacadaeafb0b1b2b3b4b5b6b7b8b9babbbcbdbebfc0c1c2c3c4c5c6c7c8c9cacbcccdcecfd0d1d2d3d4d5d6d7d8d9dadbdcdddedfe0e1e2e3e4e5e6e7e8e9eaebecedeeeff0f1f2f3f4f5f6f7f8f9fafbfcfdfeff"
 
+/// For each 8-bit mask of an IPv6 address's zero groups (bit i = group i is zero): the first group and
+/// the length of its longest run of two or more zero groups, first run on a tie (RFC 5952 §4.2), as two
+/// ASCII digits; "00" when there is no such run.
+@usableFromInline let ipv6ZeroRuns: StaticString = """
+    0000000200001203000000022222130400000002000012033232320223231405\
+    0000000200001203000000022222130442424202424212033333333324241506\
+    0000000200001203000000022222130400000002000012033232320223231405\
+    5252520252521203525252022222130443434343434343033434343425251607\
+    0000000200001203000000022222130400000002000012033232320223231405\
+    0000000200001203000000022222130442424202424212033333333324241506\
+    6262620262621203626262022222130462626202626212033232320223231405\
+    5353535353535303535353535353130444444444444444443535353526261708
+    """
+
 /// Longest texts the writers produce, for reservations.
 public enum TextLimits {
     /// UInt64.max has 20 digits.
@@ -62,52 +76,75 @@ public enum TextLimits {
         position += count
     }
 
-    /// Unsigned decimal without leading zeros.
+    /// Unsigned decimal without leading zeros. Large values are split into 8-digit blocks with one
+    /// division each, so the digit pairs of a block are computed independently rather than in a chain.
     @inlinable mutating func appendDecimal(_ value: UInt64) {
-        if value < 10 {
-            append(UInt8(truncatingIfNeeded: value) &+ UInt8(ascii: "0"))
-            return
-        }
-        let length = Self.decimalLength(value)
-        var end = position + length
-        var rest = value
-        let pairs = decimalPairs.utf8Start
-        while rest >= 100 {
-            let quotient = rest / 100
-            let pair = Int(truncatingIfNeeded: rest &- quotient &* 100) &* 2
-            end -= 2
-            end[0] = pairs[pair]
-            end[1] = pairs[pair &+ 1]
-            rest = quotient
-        }
-        if rest >= 10 {
-            let pair = Int(truncatingIfNeeded: rest) &* 2
-            end -= 2
-            end[0] = pairs[pair]
-            end[1] = pairs[pair &+ 1]
+        var local = TextCursor(position)  // in a register, see appendIPv6
+        if value < 100_000_000 {
+            local.appendDecimal(below100Million: UInt32(truncatingIfNeeded: value))
         } else {
-            end -= 1
-            end[0] = UInt8(truncatingIfNeeded: rest) &+ UInt8(ascii: "0")
+            let high = value / 100_000_000
+            let low = UInt32(truncatingIfNeeded: value &- high &* 100_000_000)
+            if high < 100_000_000 {
+                local.appendDecimal(below100Million: UInt32(truncatingIfNeeded: high))
+            } else {
+                // UInt64.max has 20 digits: at most 4 above the two 8-digit blocks.
+                let top = high / 100_000_000
+                local.appendDecimal(below10Thousand: UInt32(truncatingIfNeeded: top))
+                local.appendEightDigits(UInt32(truncatingIfNeeded: high &- top &* 100_000_000))
+            }
+            local.appendEightDigits(low)
         }
-        position += length
+        position = local.position
     }
 
     @inlinable mutating func appendDecimal(_ value: UInt32) { appendDecimal(UInt64(value)) }
-    @inlinable mutating func appendDecimal(_ value: UInt16) { appendDecimal(UInt64(value)) }
-    @inlinable mutating func appendDecimal(_ value: UInt8) { appendDecimal(UInt64(value)) }
+    @inlinable mutating func appendDecimal(_ value: UInt16) { appendDecimal(below100Million: UInt32(value)) }
+    @inlinable mutating func appendDecimal(_ value: UInt8) { appendDecimal(below10Thousand: UInt32(value)) }
 
-    /// Number of decimal digits of a value >= 10.
-    @inlinable static func decimalLength(_ value: UInt64) -> Int {
-        // Most values on the hot path (ports, counters, ms timestamps) are short or exactly 13 digits;
-        // a comparison ladder beats a division loop for them.
-        var length = 2
-        var threshold: UInt64 = 100
-        while value >= threshold {
-            length += 1
-            if length == 20 { return 20 }
-            threshold &*= 10
+    @inlinable mutating func appendDecimal(below100Million value: UInt32) {
+        if value < 10_000 {
+            appendDecimal(below10Thousand: value)
+        } else {
+            let high = value / 10_000
+            appendDecimal(below10Thousand: high)
+            appendFourDigits(value &- high &* 10_000)
         }
-        return length
+    }
+
+    @inlinable mutating func appendDecimal(below10Thousand value: UInt32) {
+        if value < 10 {
+            append(UInt8(truncatingIfNeeded: value) &+ UInt8(ascii: "0"))
+        } else if value < 100 {
+            appendPair(value)
+        } else if value < 1000 {
+            let high = value / 100
+            append(UInt8(truncatingIfNeeded: high) &+ UInt8(ascii: "0"))
+            appendPair(value &- high &* 100)
+        } else {
+            appendFourDigits(value)
+        }
+    }
+
+    /// Exactly 8 digits, leading zeros included.
+    @inlinable @inline(__always) mutating func appendEightDigits(_ value: UInt32) {
+        let high = value / 10_000
+        appendFourDigits(high)
+        appendFourDigits(value &- high &* 10_000)
+    }
+
+    /// Exactly 4 digits, leading zeros included.
+    @inlinable @inline(__always) mutating func appendFourDigits(_ value: UInt32) {
+        let high = value / 100
+        appendPair(high)
+        appendPair(value &- high &* 100)
+    }
+
+    /// Exactly 2 digits of a value below 100.
+    @inlinable @inline(__always) mutating func appendPair(_ value: UInt32) {
+        let pair = UnsafeRawPointer(decimalPairs.utf8Start).loadUnaligned(fromByteOffset: Int(value) &* 2, as: UInt16.self)
+        UnsafeMutableRawPointer(position).storeBytes(of: pair, as: UInt16.self)
+        position += 2
     }
 
     /// One IPv4 octet, through the octet table (see `octetTexts`). Writes up to 3 bytes past the text.
@@ -139,7 +176,8 @@ public enum TextLimits {
         let low = UInt32(pairs.loadUnaligned(fromByteOffset: Int(group & 0xFF) &* 2, as: UInt16.self))
         // In memory order (little-endian): the high byte's two digits first.
         let digits = UInt32(littleEndian: high | low << 16)
-        let skipped = min(group.leadingZeroBitCount / 4, 3)
+        // Leading zero digits, "0" keeping one; comparisons rather than a 16-bit bit scan (slow on x86).
+        let skipped = (group < 0x1000 ? 1 : 0) &+ (group < 0x100 ? 1 : 0) &+ (group < 0x10 ? 1 : 0)
         UnsafeMutableRawPointer(position).storeBytes(of: (digits >> UInt32(skipped &* 8)).littleEndian, as: UInt32.self)
         position += 4 &- skipped
     }
@@ -161,6 +199,15 @@ public enum TextLimits {
         }
     }
 
+    /// Bit i (0...3) set when 16-bit group i of `half` (0 = most significant) is zero, without branches:
+    /// adding 0x7FFF to a lane's low 15 bits sets its top bit unless they are all zero.
+    @inlinable @inline(__always) static func zeroGroups(_ half: UInt64) -> UInt32 {
+        let topBits: UInt64 = 0x8000_8000_8000_8000
+        let nonZero = ((half & ~topBits) &+ ~topBits | half) & topBits
+        let zero = ~nonZero & topBits
+        return UInt32(truncatingIfNeeded: zero >> 63 & 1 | zero >> 46 & 2 | zero >> 29 & 4 | zero >> 12 & 8)
+    }
+
     /// RFC 5952 section 4: lowercase, no leading zeros, the longest run of two or more zero groups
     /// shortened to "::" (the first such run on a tie), a single zero group written as "0".
     @usableFromInline mutating func appendIPv6(high: UInt64, low: UInt64) {
@@ -168,32 +215,27 @@ public enum TextLimits {
             let half = index < 4 ? high : low
             return UInt16(truncatingIfNeeded: half >> UInt64((3 &- (index & 3)) &* 16))
         }
-        var bestStart = -1, bestLength = 0
-        var runStart = -1
-        for index in 0..<8 {
-            if group(index) == 0 {
-                if runStart < 0 { runStart = index }
-                let length = index &- runStart &+ 1
-                if length > bestLength { bestStart = runStart; bestLength = length }
-            } else {
-                runStart = -1
-            }
-        }
-        if bestLength < 2 { bestStart = -1 }
+        let zeroMask = Self.zeroGroups(high) | Self.zeroGroups(low) << 4
+        let run = ipv6ZeroRuns.utf8Start + Int(zeroMask) &* 2
+        let bestLength = Int(run[1] &- UInt8(ascii: "0"))
+        let bestStart = bestLength == 0 ? 8 : Int(run[0] &- UInt8(ascii: "0"))
 
+        // A local cursor stays in a register; `self` may live in memory that byte stores could alias.
+        var local = TextCursor(position)
         var index = 0
         var needsSeparator = false
         while index < 8 {
             if index == bestStart {
-                append("::")
+                local.append("::")
                 index &+= bestLength
                 needsSeparator = false
                 continue
             }
-            if needsSeparator { append(UInt8(ascii: ":")) }
-            appendHexGroup(group(index))
+            if needsSeparator { local.append(UInt8(ascii: ":")) }
+            local.appendHexGroup(group(index))
             needsSeparator = true
             index &+= 1
         }
+        position = local.position
     }
 }
