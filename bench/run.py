@@ -496,6 +496,8 @@ def run_step(spec: CollectorSpec, rate: int, exporters: int, flows: int, args, g
         t0 = time.monotonic()
         command = [str(gen), "--dest", f"127.0.0.1:{args.port}", "--flows", str(flows), "--rate", str(rate),
                    "--exporters", str(exporters), "--v6-ratio", str(args.v6_ratio), "--seed", str(args.seed)]
+        if args.burst:
+            command += ["--burst", str(args.burst)]
         generator = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
         peak = 0.0
         while True:   # wait4 rather than poll(): it also returns the generator's own CPU use
@@ -700,6 +702,8 @@ def main() -> int:
     parser.add_argument("--exporters", type=int, default=1, help="exporters during the rate sweep")
     parser.add_argument("--exporter-sweep", default="", help="exporter counts, e.g. 1,100,1000,10000")
     parser.add_argument("--exporter-rate", default="100k", help="rate of the exporter sweep")
+    parser.add_argument("--burst", type=int, default=0,
+                        help="datagrams per exporter turn (ipfix-gen --burst; 0 = its default, 32/exporters)")
     parser.add_argument("--v6-ratio", type=float, default=0.1)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--batch-records", type=int, default=100, help="records per message in *-batch modes")
