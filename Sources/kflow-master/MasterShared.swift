@@ -137,6 +137,7 @@ extension WorkerCounter {
         case .templatesReplaced: ("kflow_templates_replaced_total", "Templates redefined by their exporter.")
         case .templatesExpired: ("kflow_templates_expired_total", "Templates expired after templates.lifetime without refresh.")
         case .templatesRejected: ("kflow_templates_rejected_total", "Templates refused by the per-session or total limit.")
+        case .templatesImported: ("kflow_templates_imported_total", "Templates taken over from earlier workers' snapshots (reload, restart).")
         case .templateWithdrawalsIgnored: ("kflow_template_withdrawals_ignored_total", "Template withdrawals received over UDP and ignored (RFC 7011 section 8.4).")
         case .kafkaProduced: ("kflow_kafka_produced_total", "Messages handed to the Kafka producer.")
         case .kafkaDelivered: ("kflow_kafka_delivered_total", "Messages the broker acknowledged.")

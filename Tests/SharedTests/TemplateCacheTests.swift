@@ -91,13 +91,30 @@ import Testing
         #expect(decoder.activeTemplateCount == 3)
     }
 
-    @Test func totalLimitRejectsTemplatesAcrossSessions() {
+    @Test func totalLimitEvictsTheLeastRecentlyUsedOtherSessionSoNewExportersAreNotLockedOut() {
         let decoder = FlowDecoder(configuration: DecoderConfiguration(maxTemplatesTotal: 3))
-        for exporter in 1...5 {
+        for exporter in 1...3 {
             _ = decoder.decode(IPFIX.message(sets: [Self.portsTemplate]), from: .v4(UInt32(exporter), port: 1))
         }
+        _ = decoder.decode(IPFIX.message(sets: [Self.portsData]), from: .v4(1, port: 1))  // 1 is now the most recent
+        // A fourth exporter at the total limit gets its template; exporter 2, idle the longest, makes room.
+        _ = decoder.decode(IPFIX.message(sets: [Self.portsTemplate]), from: .v4(4, port: 1))
         #expect(decoder.activeTemplateCount == 3)
-        #expect(decoder.statistics.templatesRejectedByLimit == 2)
+        #expect(decoder.statistics.templatesRejectedByLimit == 0)
+        #expect(decoder.statistics.sessionsEvicted == 1)
+        #expect(decoder.decode(IPFIX.message(sets: [Self.portsData]), from: .v4(4, port: 1)).count == 1)
+        #expect(decoder.decode(IPFIX.message(sets: [Self.portsData]), from: .v4(1, port: 1)).count == 1)
+        #expect(decoder.decode(IPFIX.message(sets: [Self.portsData]), from: .v4(2, port: 1)).isEmpty)
+    }
+
+    @Test func totalLimitStillRejectsWhenOnlyTheSessionItselfHoldsTemplates() {
+        let decoder = FlowDecoder(configuration: DecoderConfiguration(maxTemplatesPerSession: 10, maxTemplatesTotal: 2))
+        let three = IPFIX.templateSet(
+            IPFIX.templateRecord(256, [FieldSpec(7, 2)]), IPFIX.templateRecord(257, [FieldSpec(7, 2)]),
+            IPFIX.templateRecord(258, [FieldSpec(7, 2)]))
+        _ = decoder.decode(IPFIX.message(sets: [three]))
+        #expect(decoder.activeTemplateCount == 2)
+        #expect(decoder.statistics.templatesRejectedByLimit == 1)
     }
 
     @Test func leastRecentlyUsedSessionIsEvictedAtTheSessionLimit() {

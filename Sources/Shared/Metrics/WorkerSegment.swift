@@ -9,6 +9,7 @@ public enum WorkerCounter: Int, CaseIterable, Sendable {
     case datagramsReceived, datagramBytesReceived, datagramsTruncated, receiveErrors
     case flowsDecoded, optionsRecords, unknownTemplateSets
     case templatesAdded, templatesReplaced, templatesExpired, templatesRejected, templateWithdrawalsIgnored
+    case templatesImported
     case kafkaProduced, kafkaDelivered, kafkaDeliveryFailed, kafkaQueueFullDrops, kafkaProduceErrors
     case outputEncodeErrors
     // gauges

@@ -151,6 +151,7 @@ final class TemplateCache {
         if let existing = session.domains[domain] {
             state = existing
         } else {
+            makeRoomForOneTemplate(keeping: session, statistics: &statistics)
             guard session.templateCount < configuration.maxTemplatesPerSession,
                 templateCount < configuration.maxTemplatesTotal
             else {
@@ -167,6 +168,7 @@ final class TemplateCache {
             statistics.templatesReplaced &+= 1
             return
         }
+        makeRoomForOneTemplate(keeping: session, statistics: &statistics)
         guard session.templateCount < configuration.maxTemplatesPerSession,
             templateCount < configuration.maxTemplatesTotal
         else {
@@ -224,6 +226,19 @@ final class TemplateCache {
     func isExpired(_ refreshed: UInt32, now: UInt32) -> Bool {
         // A clock that went backwards keeps templates alive rather than dropping them all.
         now > refreshed && now - refreshed > configuration.templateLifetimeSeconds
+    }
+
+    /// At the total limit, the least recently used *other* session holding templates is evicted, so a
+    /// flood from many source ports cannot lock every other exporter out until its templates expire;
+    /// the per-session limit still bounds what one session may hold.
+    private func makeRoomForOneTemplate(keeping session: TransportSession, statistics: inout DecodeStatistics) {
+        guard templateCount >= configuration.maxTemplatesTotal,
+            session.templateCount < configuration.maxTemplatesPerSession else { return }
+        let victim = sessions.values.lazy.filter { $0 !== session && $0.templateCount > 0 }
+            .min { $0.lastUsedTick < $1.lastUsedTick }
+        guard let victim else { return }
+        remove(victim.exporter)
+        statistics.sessionsEvicted &+= 1
     }
 
     private func evictLeastRecentlyUsed(_ statistics: inout DecodeStatistics) {

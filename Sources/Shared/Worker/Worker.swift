@@ -169,7 +169,11 @@ public final class Worker {
                 lastImportNs = nowNs
                 if nowNs &- startNs > Self.templateImportWindowNs { releaseTemplateSources() }
             }
-            if decoder.templateGeneration != publishedTemplateGeneration, nowNs &- lastTemplatePublishNs > 100_000_000 {
+            // Changes go out within 100 ms; a periodic republish carries refresh times forward, so a
+            // successor never takes templates as expired that the exporter keeps refreshing.
+            let sincePublish = nowNs &- lastTemplatePublishNs
+            if (decoder.templateGeneration != publishedTemplateGeneration && sincePublish > 100_000_000)
+                || sincePublish > 60_000_000_000 {
                 publishTemplateSnapshot()
                 lastTemplatePublishNs = nowNs
             }
@@ -233,6 +237,7 @@ public final class Worker {
         segment[.templatesExpired] = s.templatesExpired
         segment[.templatesRejected] = s.templatesRejectedByLimit
         segment[.templateWithdrawalsIgnored] = s.withdrawalsIgnored
+        segment[.templatesImported] = s.templatesImported
         segment[.kafkaProduced] = k.produced
         segment[.kafkaDelivered] = k.delivered
         segment[.kafkaDeliveryFailed] = k.failed
