@@ -4,16 +4,18 @@ DEPS ?= /opt/kflow-deps
 export PKG_CONFIG_PATH := $(DEPS)/librdkafka/static:$(PKG_CONFIG_PATH)
 SCRATCH ?= .build
 SWIFT_BUILD := swift build --scratch-path $(SCRATCH)
-RELEASE_BIN = $(shell $(SWIFT_BUILD) -c release --show-bin-path 2>/dev/null)
+# One release build serves `run`, the end-to-end tests and the Debian package (static Swift runtime).
+RELEASE_FLAGS := -c release --static-swift-stdlib -Xlinker -z -Xlinker now
+RELEASE_BIN = $(shell $(SWIFT_BUILD) $(RELEASE_FLAGS) --show-bin-path 2>/dev/null)
 PYTHON := $(DEPS)/venv/bin/python
 
-.PHONY: setup build debug run test unit e2e bench gen deb clean
+.PHONY: setup build debug run test unit e2e system bench gen deb clean
 
 setup:
 	@bash scripts/setup.sh
 
 build: setup
-	$(SWIFT_BUILD) -c release
+	$(SWIFT_BUILD) $(RELEASE_FLAGS)
 
 debug: setup
 	$(SWIFT_BUILD)
@@ -29,9 +31,14 @@ unit: setup
 e2e: build
 	KFLOW_BIN="$(RELEASE_BIN)" $(PYTHON) -m pytest -q Tests/e2e
 
+# The Debian package under a real systemd (a Debian 12 guest booted with systemd-nspawn).
+system: build
+	DEB_SCRATCH=$(SCRATCH) bash scripts/system-test.sh
+
 test: setup
 	$(MAKE) unit
 	$(MAKE) e2e
+	$(MAKE) system
 
 # Side-by-side benchmark against nfacctd (docs/BENCHMARKS.md); BENCH_ARGS="--rates 100k,200k ..." to vary it.
 bench: build gen
@@ -46,7 +53,7 @@ out/ipfix-gen: tools/ipfix-gen/ipfix-gen.c
 
 # The Debian package (out/deb/kflow_VERSION_ARCH.deb); see docs/PACKAGING.md.
 deb: setup
-	@bash scripts/deb.sh
+	@DEB_SCRATCH=$(SCRATCH) bash scripts/deb.sh
 
 clean:
 	rm -rf .build .build-* out
