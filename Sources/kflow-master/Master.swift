@@ -150,7 +150,7 @@ final class Master {
             }
             templateExchanges.append((fd: exchange.fd, releasedAtNs: nil))
             close(pipeFDs[0])
-            writeAll(fd: pipeFDs[1], text: configuration.workerText())
+            DescriptorIO.writeAll(pipeFDs[1], Array(configuration.workerText().utf8))
             close(pipeFDs[1])
             let worker = WorkerProcess(slot: index, generation: generation, pid: pid, segment: segment,
                                        templateExchangeFD: exchange.fd, startedNs: Clock.monotonicNanoseconds, groupID: group.id)
@@ -487,18 +487,6 @@ private func describe(waitStatus status: Int32) -> String {
     if status & 0x7F == 0 { return "exit code \((status >> 8) & 0xFF)" }
     let signal = status & 0x7F
     return "killed by signal \(signal)"
-}
-
-private func writeAll(fd: Int32, text: String) {
-    var bytes = Array(text.utf8)
-    bytes.withUnsafeMutableBytes { raw in
-        var offset = 0
-        while offset < raw.count {
-            let n = write(fd, raw.baseAddress! + offset, raw.count - offset)
-            if n <= 0 { if errno == EINTR { continue }; return }
-            offset += n
-        }
-    }
 }
 
 private func wallClockText() -> String {

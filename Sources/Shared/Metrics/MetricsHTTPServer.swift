@@ -24,36 +24,12 @@ public final class MetricsHTTPServer: @unchecked Sendable {
 
     /// Binds and listens on host:port (IPv4 or IPv6 literal); the thread starts with `start()`.
     public init(host: String, port: UInt16, handler: @escaping Handler) throws(SystemError) {
-        var v6 = in6_addr()
-        var v4 = in_addr()
-        let isV6 = inet_pton(AF_INET6, host, &v6) == 1
-        guard isV6 || inet_pton(AF_INET, host, &v4) == 1 else {
-            throw SystemError("metrics.host '\(host)' is not an IPv4 or IPv6 address", code: EINVAL)
+        let fd = try SocketBinding.bind(host: host, port: port, type: Int32(SOCK_STREAM.rawValue), settingName: "metrics.host") { fd throws(SystemError) in
+            var one: Int32 = 1
+            _ = setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, socklen_t(MemoryLayout<Int32>.size))
         }
-        let fd = socket(isV6 ? AF_INET6 : AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
-        guard fd >= 0 else { throw SystemError("socket(metrics)") }
-        var one: Int32 = 1
-        _ = setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, socklen_t(MemoryLayout<Int32>.size))
-        let rc: Int32
-        if isV6 {
-            var a = sockaddr_in6()
-            a.sin6_family = sa_family_t(AF_INET6)
-            a.sin6_port = port.bigEndian
-            a.sin6_addr = v6
-            var zero: Int32 = 0
-            _ = setsockopt(fd, Int32(IPPROTO_IPV6), IPV6_V6ONLY, &zero, socklen_t(MemoryLayout<Int32>.size))
-            rc = withUnsafePointer(to: &a) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-                bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in6>.size)) } }
-        } else {
-            var a = sockaddr_in()
-            a.sin_family = sa_family_t(AF_INET)
-            a.sin_port = port.bigEndian
-            a.sin_addr = v4
-            rc = withUnsafePointer(to: &a) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-                bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
-        }
-        guard rc == 0, listen(fd, 64) == 0 else {
-            let e = SystemError("metrics listener on [\(host)]:\(port)"); close(fd); throw e
+        guard listen(fd, 64) == 0 else {
+            let e = SystemError("listen on metrics [\(host)]:\(port)"); close(fd); throw e
         }
         listener = fd
         self.handler = handler
@@ -108,17 +84,6 @@ public final class MetricsHTTPServer: @unchecked Sendable {
         let isHead = parts.first.map { $0.elementsEqual("HEAD".utf8) } ?? false
         let body = Array(response.body.utf8)
         let header = "HTTP/1.1 \(response.status) \(reason)\r\nContent-Type: \(response.contentType)\r\nContent-Length: \(body.count)\r\nConnection: close\r\n\r\n"
-        sendAll(client, Array(header.utf8) + (isHead ? [] : body))
-    }
-
-    private func sendAll(_ fd: Int32, _ bytes: [UInt8]) {
-        bytes.withUnsafeBytes { raw in
-            var offset = 0
-            while offset < raw.count {
-                let n = send(fd, raw.baseAddress! + offset, raw.count - offset, Int32(MSG_NOSIGNAL))
-                if n <= 0 { if errno == EINTR { continue }; return }
-                offset += n
-            }
-        }
+        DescriptorIO.writeAll(client, Array(header.utf8) + (isHead ? [] : body))
     }
 }

@@ -14,7 +14,7 @@ public enum ProcNetUDP {
     public static func read(inodes: Set<UInt64>) -> [UInt64: UDPSocketKernelStats] {
         var result: [UInt64: UDPSocketKernelStats] = [:]
         for path in ["/proc/net/udp", "/proc/net/udp6"] {
-            guard let text = readFile(path) else { continue }
+            guard let text = DescriptorIO.readFile(path) else { continue }
             for line in text.split(separator: "\n").dropFirst() {
                 let columns = line.split(separator: " ", omittingEmptySubsequences: true)
                 // sl local rem st tx:rx tr:when retrnsmt uid timeout inode ref pointer drops
@@ -25,21 +25,5 @@ public enum ProcNetUDP {
             }
         }
         return result
-    }
-
-    /// Whole small file as text (procfs files report size 0, so read until EOF).
-    static func readFile(_ path: String) -> String? {
-        let fd = open(path, O_RDONLY | O_CLOEXEC)
-        guard fd >= 0 else { return nil }
-        defer { close(fd) }
-        var bytes: [UInt8] = []
-        var chunk = [UInt8](repeating: 0, count: 65536)
-        while true {
-            let n = chunk.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress, $0.count) }
-            if n < 0 && errno == EINTR { continue }
-            if n <= 0 { break }
-            bytes.append(contentsOf: chunk[0..<n])
-        }
-        return String(decoding: bytes, as: UTF8.self)
     }
 }

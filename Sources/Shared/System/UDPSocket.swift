@@ -13,53 +13,16 @@ public struct UDPSocket: Sendable {
 
     /// Binds `host:port` (an IPv4 or IPv6 literal; "::" is dual-stack) with SO_REUSEPORT.
     public static func bind(host: String, port: UInt16, receiveBufferBytes: Int) throws(SystemError) -> UDPSocket {
-        var v6 = in6_addr()
-        var v4 = in_addr()
-        let isV6 = inet_pton(AF_INET6, host, &v6) == 1
-        guard isV6 || inet_pton(AF_INET, host, &v4) == 1 else {
-            throw SystemError("server.host '\(host)' is not an IPv4 or IPv6 address", code: EINVAL)
-        }
-        let fd = socket(isV6 ? AF_INET6 : AF_INET, Int32(SOCK_DGRAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
-        guard fd >= 0 else { throw SystemError("socket()") }
-        var one: Int32 = 1
-        var zero: Int32 = 0
-        let intSize = socklen_t(MemoryLayout<Int32>.size)
-        guard setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, intSize) == 0 else {
-            let e = SystemError("setsockopt(SO_REUSEPORT)"); Glibc.close(fd); throw e
-        }
-        if isV6 { _ = setsockopt(fd, Int32(IPPROTO_IPV6), IPV6_V6ONLY, &zero, intSize) }
-        // SO_RCVBUFFORCE exceeds net.core.rmem_max when privileged; otherwise the kernel caps SO_RCVBUF.
-        var requested = Int32(clamping: max(receiveBufferBytes, 1))
-        if setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &requested, intSize) != 0 {
-            _ = setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &requested, intSize)
-        }
-        let bound: Int32
-        if isV6 {
-            var address = sockaddr_in6()
-            address.sin6_family = sa_family_t(AF_INET6)
-            address.sin6_port = port.bigEndian
-            address.sin6_addr = v6
-            bound = withUnsafePointer(to: &address) {
-                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-                    Glibc.bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in6>.size))
-                }
-            }
-        } else {
-            var address = sockaddr_in()
-            address.sin_family = sa_family_t(AF_INET)
-            address.sin_port = port.bigEndian
-            address.sin_addr = v4
-            bound = withUnsafePointer(to: &address) {
-                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-                    Glibc.bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
-                }
+        let fd = try SocketBinding.bind(host: host, port: port, type: Int32(SOCK_DGRAM.rawValue), settingName: "server.host") { fd throws(SystemError) in
+            var one: Int32 = 1
+            guard setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, socklen_t(MemoryLayout<Int32>.size)) == 0 else {
+                throw SystemError("setsockopt(SO_REUSEPORT)")
             }
         }
-        guard bound == 0 else {
-            let e = SystemError("bind([\(host)]:\(port))"); Glibc.close(fd); throw e
-        }
+        let socket = UDPSocket(fd: fd, receiveBufferBytes: 0, inode: 0)
+        socket.setReceiveBuffer(bytes: receiveBufferBytes)
         var effective: Int32 = 0
-        var length = intSize
+        var length = socklen_t(MemoryLayout<Int32>.size)
         _ = getsockopt(fd, SOL_SOCKET, SO_RCVBUF, &effective, &length)
         var status = stat()
         _ = fstat(fd, &status)

@@ -84,7 +84,7 @@ public final class Worker {
         do { segment = try WorkerSegment.attach(fd: options.segmentFD) } catch { throw .system(error) }
         segment.announce(pid: getpid(), generation: options.generation)
         segment.setState(.starting)
-        let text = Self.readAll(fd: options.configFD)
+        let text = String(decoding: DescriptorIO.readToEnd(options.configFD), as: UTF8.self)
         close(options.configFD)
         do { configuration = try KflowConfiguration.parse(workerText: text) } catch {
             throw .configuration("\(error)")
@@ -293,17 +293,5 @@ public final class Worker {
             logger.warning("template snapshot of \(snapshotBuffer.count) bytes exceeds the exchange; successors will relearn templates")
             publishedTemplateGeneration = generation
         }
-    }
-
-    private static func readAll(fd: Int32) -> String {
-        var bytes: [UInt8] = []
-        var chunk = [UInt8](repeating: 0, count: 4096)
-        while true {
-            let n = chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
-            if n < 0 && errno == EINTR { continue }
-            if n <= 0 { break }
-            bytes.append(contentsOf: chunk[0..<n])
-        }
-        return String(decoding: bytes, as: UTF8.self)
     }
 }
