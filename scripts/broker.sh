@@ -6,7 +6,8 @@ DEPS=${KFLOW_DEPS:-/opt/kflow-deps}
 port=${1:-9092}
 log=${2:-/dev/null}
 url=tcp://127.0.0.1:$port
-"$DEPS/bin/tansu" broker --listener-url "$url" --advertised-listener-url "$url" \
+# Its own session: a Ctrl-C meant for kflow (make run) must not stop the broker before kflow flushes.
+setsid "$DEPS/bin/tansu" broker --listener-url "$url" --advertised-listener-url "$url" \
   --storage-engine memory://tansu/ >"$log" 2>&1 </dev/null &
 pid=$!
 for _ in $(seq 1 100); do
