@@ -128,3 +128,24 @@ import Testing
         #expect(issues.first?.description.hasPrefix("kafka.props.my.secret: '********' is refused by librdkafka") == true, "\(issues)")
     }
 }
+
+@Suite struct JavaProducerSettingsTests {
+    @Test func javaOnlyProducerSettingsFromAKFlowFileAreLeftOutWithANotice() throws {
+        let file = try TemporaryPropertiesFile("""
+            kafka.props.key.serializer=org.apache.kafka.common.serialization.StringSerializer
+            kafka.props.buffer.memory=33554432
+            kafka.props.acks=all
+            """)
+        let loaded = try testSources(file: file.path).loadWithNotices()
+        let keys = loaded.configuration.kafkaProperties.map(\.key)
+        #expect(!keys.contains("key.serializer") && !keys.contains("buffer.memory"), "Java-only settings reached librdkafka: \(keys)")
+        #expect(keys.contains("acks"))
+        #expect(loaded.notices.contains { $0.contains("kafka.props.key.serializer") && $0.contains("ignored") }, "notices: \(loaded.notices)")
+        #expect(loaded.notices.contains { $0.contains("kafka.props.buffer.memory") }, "notices: \(loaded.notices)")
+    }
+
+    @Test func javaTruststoreSettingsAreStillRefusedBecauseTLSWithoutThemWouldBeUnsafe() throws {
+        let issues = loadIssues(testSources(commandLine: [try .define("app.kafka.props.ssl.truststore.location=/etc/ssl/kafka.jks")]))
+        #expect(issues.contains { $0.key == "kafka.props.ssl.truststore.location" }, "issues: \(issues)")
+    }
+}

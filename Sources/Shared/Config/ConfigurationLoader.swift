@@ -31,7 +31,10 @@ enum ConfigurationLoader {
         guard let configuration, resolver.issues.isEmpty else {
             throw ConfigurationError(issues: resolver.issues)
         }
-        return (configuration, environment.notices + notices(for: configuration))
+        let ignored = resolver.ignoredKafkaProperties.map {
+            "\($0.key) (from \($0.source)) is a Java client setting librdkafka does not have; ignored"
+        }
+        return (configuration, environment.notices + ignored + notices(for: configuration))
     }
 
     static func loadWorkerText(_ text: String) throws(ConfigurationError) -> KflowConfiguration {

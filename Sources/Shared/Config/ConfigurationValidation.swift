@@ -12,6 +12,8 @@ struct Resolver {
     let lookup: LayeredLookup
     let outputFieldNames: Set<String>?
     var issues: [Issue]
+    /// Java-client-only `kafka.props.*` entries that were left out (KFlow configurations may carry them).
+    var ignoredKafkaProperties: [(key: String, source: ConfigurationSource)] = []
     private var sources: [String: ConfigurationSource] = [:]
 
     init(lookup: LayeredLookup, outputFieldNames: Set<String>?, issues: [Issue]) {
@@ -126,6 +128,10 @@ struct Resolver {
         for key in lookup.kafkaPropertyKeys {
             guard let entry = lookup.find(key) else { continue }
             sources[key] = entry.source
+            if JavaProducerProperties.clientOnly.contains(String(key.dropFirst(prefix.count))) {
+                ignoredKafkaProperties.append((key, entry.source))
+                continue
+            }
             if !entry.value.isEmpty { found.append((key, entry)) }
         }
         found.sort { lhs, rhs in
@@ -158,6 +164,19 @@ struct Resolver {
         }
         return rejections
     }
+}
+
+/// Java producer settings with no librdkafka counterpart and no bearing on security or delivery. A KFlow
+/// configuration may set them (they went to the Java producer); kflow leaves them out with a notice
+/// instead of refusing to start. Java-only TLS and SASL settings (truststores, JAAS) are not in this
+/// list: librdkafka refuses them with a pointer to its own names, and running without them would be unsafe.
+enum JavaProducerProperties {
+    static let clientOnly: Set<String> = [
+        "key.serializer", "value.serializer", "buffer.memory", "max.block.ms", "partitioner.class",
+        "interceptor.classes", "metric.reporters", "metrics.num.samples", "metrics.recording.level",
+        "metrics.sample.window.ms", "auto.include.jmx.reporter", "partitioner.ignore.keys",
+        "partitioner.adaptive.partitioning.enable", "partitioner.availability.timeout.ms",
+    ]
 }
 
 /// A stand-in value for a setting that failed validation, so all settings can be checked in one pass.
