@@ -110,3 +110,7 @@ def test_metrics_endpoint_exposes_the_documented_series(kflow):
         "kflow_workers", "server_packet_drops", "server_receive_queue",
     }
     assert documented <= names, f"missing series: {sorted(documented - names)}"
+    # A clean start and one valid message leave every error counter at zero (nothing counted spuriously,
+    # e.g. a sibling's still-empty template exchange read as a bad snapshot).
+    errors = {reason: value for reason, value in kflow.metrics().by_label("kflow_decode_errors_total", "reason").items() if value}
+    assert errors == {}, f"decode errors after a clean start and one valid message: {errors}"

@@ -269,8 +269,10 @@ public final class Worker {
             let source = templateSources[i]
             let sequence = source.exchange.sequence
             guard sequence != source.importedSequence, sequence & 1 == 0, let bytes = source.exchange.read() else { continue }
-            imported += bytes.withUnsafeBytes { decoder.importTemplateSnapshot($0, nowSeconds: now) }
             templateSources[i].importedSequence = sequence
+            // Sequence 0: nothing published yet (a sibling started just before us), not a bad snapshot.
+            if sequence == 0 || bytes.isEmpty { continue }
+            imported += bytes.withUnsafeBytes { decoder.importTemplateSnapshot($0, nowSeconds: now) }
         }
         return imported
     }
