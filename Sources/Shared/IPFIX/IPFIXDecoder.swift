@@ -26,14 +26,8 @@ enum IPFIXDecoder {
         let domain = bytes.readBE32(at: 12)
         statistics.ipfixMessages &+= 1
 
-        let session = cache.session(for: exporter, nowSeconds: nowSeconds, statistics: &statistics)
-        session.statistics.datagrams &+= 1
-        session.noteDomain(domain)
-
-        var record = FlowRecord()
-        record.exporter = exporter.address
-        record.observationDomain = domain
-        record.exportTimeMs = UInt64(exportTime) * 1000
+        var (session, record) = cache.beginMessage(
+            from: exporter, domain: domain, exportSeconds: exportTime, nowSeconds: nowSeconds, statistics: &statistics)
 
         var offset = headerLength
         while offset < messageLength {

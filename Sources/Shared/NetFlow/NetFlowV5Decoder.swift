@@ -24,14 +24,8 @@ enum NetFlowV5Decoder {
         if count > available { statistics.count(.v5CountMismatch) }
         let records = min(count, available)
 
-        let session = cache.session(for: exporter, nowSeconds: nowSeconds, statistics: &statistics)
-        session.statistics.datagrams &+= 1
-        session.noteDomain(engine)
-
-        var record = FlowRecord()
-        record.exporter = exporter.address
-        record.observationDomain = engine
-        record.exportTimeMs = UInt64(unixSeconds) * 1000
+        var (session, record) = cache.beginMessage(
+            from: exporter, domain: engine, exportSeconds: unixSeconds, nowSeconds: nowSeconds, statistics: &statistics)
         let exportMs = record.exportTimeMs
 
         /// Switched times are sysUptime values: that many ms before unix_secs (uptime wraps).

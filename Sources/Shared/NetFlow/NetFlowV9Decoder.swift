@@ -20,14 +20,8 @@ enum NetFlowV9Decoder {
         let sourceID = bytes.readBE32(at: 16)
         statistics.netflowV9Messages &+= 1
 
-        let session = cache.session(for: exporter, nowSeconds: nowSeconds, statistics: &statistics)
-        session.statistics.datagrams &+= 1
-        session.noteDomain(sourceID)
-
-        var record = FlowRecord()
-        record.exporter = exporter.address
-        record.observationDomain = sourceID
-        record.exportTimeMs = UInt64(unixSeconds) * 1000
+        var (session, record) = cache.beginMessage(
+            from: exporter, domain: sourceID, exportSeconds: unixSeconds, nowSeconds: nowSeconds, statistics: &statistics)
 
         let end = bytes.count
         var offset = headerLength

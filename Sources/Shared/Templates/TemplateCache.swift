@@ -255,3 +255,21 @@ final class TemplateCache {
         if lastSession === session { lastSession = nil }
     }
 }
+
+extension TemplateCache {
+    /// What every decoder does once a message header checks out: find (or create) the exporter's
+    /// session, count the datagram and its domain, and set up the record the message's flows reuse.
+    func beginMessage(
+        from exporter: ExporterAddress, domain: UInt32, exportSeconds: UInt32, nowSeconds: UInt32,
+        statistics: inout DecodeStatistics
+    ) -> (TransportSession, FlowRecord) {
+        let session = session(for: exporter, nowSeconds: nowSeconds, statistics: &statistics)
+        session.statistics.datagrams &+= 1
+        session.noteDomain(domain)
+        var record = FlowRecord()
+        record.exporter = exporter.address
+        record.observationDomain = domain
+        record.exportTimeMs = UInt64(exportSeconds) * 1000
+        return (session, record)
+    }
+}
