@@ -659,6 +659,22 @@ def parse_rate(text: str) -> int:
     return int(float(text.rstrip("km")) * scale)
 
 
+def kflow_default_producer_settings(kflow_bin: str) -> dict[str, str]:
+    """kflow's built-in kafka.props.* defaults (without bootstrap.servers), from --print-reference."""
+    master = Path(kflow_bin or ".") / "kflow-master"
+    try:
+        text = subprocess.run([str(master), "--print-reference"], capture_output=True, text=True,
+                              check=True, timeout=30).stdout
+    except (OSError, subprocess.SubprocessError) as error:
+        raise SystemExit(f"bench: cannot read kflow's defaults from {master} --print-reference: {error}")
+    settings = {}
+    for line in text.splitlines():
+        key, sep, value = line.partition("=")
+        if sep and key.startswith("kafka.props.") and key != "kafka.props.bootstrap.servers":
+            settings[key.removeprefix("kafka.props.")] = value
+    return settings
+
+
 def parse_settings(items: list[str]) -> dict[str, str]:
     out = {}
     for item in items:
@@ -734,7 +750,9 @@ def main() -> int:
     parser.add_argument("--keep-work", action="store_true", help="keep per-step logs and configs")
     args = parser.parse_args()
 
-    args.nfacctd_rdkafka = {"linger.ms": "5", "batch.num.messages": "10000", "compression.type": "lz4",
+    # nfacctd's producer gets kflow's default librdkafka settings (read from kflow's reference
+    # configuration, so the two stay alike) plus the queue size pmacct's QUICKSTART advises.
+    args.nfacctd_rdkafka = {**kflow_default_producer_settings(args.kflow_bin),
                             "queue.buffering.max.messages": "8000000", **parse_settings(args.nfacctd_rdkafka)}
     args.kflow_set = parse_settings(args.kflow_set)
     specs = []

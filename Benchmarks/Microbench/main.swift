@@ -3,6 +3,9 @@
 // 29 IPv4 or 19 IPv6 records each) and times: encode alone, decode alone, decode + encode.
 // Prints figures, not verdicts. Usage: kflow-microbench [--seconds S] [--fields LIST] [--batch N]
 // (build with -c release; debug figures mean nothing).
+// With --kafka HOST:PORT it measures instead what librdkafka alone costs per message with kflow's
+// default producer settings: the same JSON records produced to a real broker, CPU of the whole process
+// (all librdkafka threads) per million messages, delivery included.
 
 import Shared
 
@@ -17,6 +20,9 @@ struct Options {
     var runs = 5
     var fields: OutputFields = []
     var batchRecords = 1
+    var kafkaBootstrap: String?
+    var kafkaMessages = 2_000_000
+    var kafkaSettings: [(name: String, value: String)] = []
 
     init(_ arguments: [String]) {
         var rest = arguments.dropFirst()
@@ -26,9 +32,15 @@ struct Options {
             case "--seconds": secondsPerRun = Double(value) ?? secondsPerRun
             case "--runs": runs = max(Int(value) ?? runs, 1)
             case "--batch": batchRecords = max(Int(value) ?? 1, 1)
+            case "--kafka": kafkaBootstrap = value
+            case "--messages": kafkaMessages = max(Int(value) ?? kafkaMessages, 1)
+            case "--set":
+                let parts = value.split(separator: "=", maxSplits: 1).map(String.init)
+                guard parts.count == 2 else { fail("kflow-microbench: --set needs KEY=VALUE") }
+                kafkaSettings.append((name: parts[0], value: parts[1]))
             case "--fields":
                 do { fields = try OutputFields(parsing: value) } catch { fail("kflow-microbench: \(error)") }
-            default: fail("usage: kflow-microbench [--seconds S] [--runs N] [--fields LIST] [--batch N]")
+            default: fail("usage: kflow-microbench [--seconds S] [--runs N] [--fields LIST] [--batch N] [--kafka HOST:PORT [--messages N] [--set KEY=VALUE]...]")
             }
         }
     }
@@ -209,6 +221,11 @@ let decoder = FlowDecoder()
 var ignoredSink = CountingSink()
 templateMessage().withUnsafeBytes { decoder.decode($0, from: exporter, nowSeconds: exportTime, into: &ignoredSink) }
 
+if let bootstrap = options.kafkaBootstrap {
+    measureKafka(bootstrap: bootstrap)
+    exit(0)
+}
+
 print("kflow-microbench: librdkafka not involved; fields [\(options.fields.names.joined(separator: ","))], "
     + "\(options.batchRecords) record(s) per message, \(options.runs) runs of \(options.secondsPerRun) s of thread CPU time")
 for workload in workloads {
@@ -256,4 +273,73 @@ for workload in workloads {
     // Printing the checksums keeps the measured work observable.
     print("  (JSON: \(format(averageBytes)) bytes per message; checksums \(encodeSink.transport.checksum) "
         + "\(bothSink.transport.checksum) \(decodeSink.checksum & 0xFF))")
+}
+
+// MARK: - librdkafka alone
+
+/// CPU time of the whole process (every thread, librdkafka's included).
+func processCPUSeconds() -> Double {
+    var now = timespec()
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &now)
+    return Double(now.tv_sec) + Double(now.tv_nsec) / 1e9
+}
+
+/// Collects each encoded message's bytes (encoding happens before the clock starts).
+struct StoringTransport: MessageTransport {
+    var messages: [[UInt8]] = []
+    mutating func send(_ message: UnsafeRawBufferPointer) { messages.append(Array(message)) }
+}
+
+@MainActor func measureKafka(bootstrap: String) {
+    // Realistic, distinct payloads: the IPv4 workload's records (10 % IPv6, as ipfix-gen sends), encoded once.
+    var store = JSONFlowSink(batch: JSONMessageBatch(encoder: KFlowJSONEncoder(fields: options.fields),
+                                                     maxRecords: options.batchRecords),
+                             transport: StoringTransport())
+    for (index, workload) in workloads.enumerated() {
+        let share = index == 0 ? 9 : 1
+        for _ in 0..<share {
+            for message in workload.messages {
+                message.withUnsafeBytes { decoder.decode($0, from: exporter, nowSeconds: exportTime, into: &store) }
+            }
+        }
+    }
+    store.flush()
+    let payloads = store.transport.messages
+    let properties = KflowConfiguration.defaults.kafkaProperties
+        .filter { $0.key != "bootstrap.servers" }
+        .map { (name: $0.key, value: $0.value) } + options.kafkaSettings + [(name: "bootstrap.servers", value: bootstrap)]
+    let topic = "microbench-\(getpid())"
+    let producer: KafkaProducer
+    do { producer = try KafkaProducer(properties: properties, topic: topic) } catch { fail("kflow-microbench: \(error)") }
+    print("kflow-microbench: librdkafka \(librdkafkaVersion) alone, kflow's defaults "
+        + properties.filter { $0.name != "bootstrap.servers" }.map { "\($0.name)=\($0.value)" }.joined(separator: " ")
+        + "; \(options.kafkaMessages) messages of \(options.batchRecords) record(s) to \(bootstrap) topic \(topic)")
+    // Warm-up: metadata, connection, topic creation, before the clock starts.
+    payloads[0].withUnsafeBytes { _ = producer.produce($0) }
+    _ = producer.flush(timeoutMs: 30_000)
+    let before = producer.counters
+    let cpuStart = processCPUSeconds()
+    var wallStart = timespec()
+    clock_gettime(CLOCK_MONOTONIC, &wallStart)
+    var fullQueueWaits = 0
+    for i in 0..<options.kafkaMessages {
+        // Paced by the producer: a full queue waits for deliveries instead of dropping the message.
+        while payloads[i % payloads.count].withUnsafeBytes({ producer.produce($0) }) == .droppedQueueFull {
+            fullQueueWaits += 1
+            _ = producer.flush(timeoutMs: 1)
+        }
+        if i % 64 == 0 { producer.poll() }
+    }
+    let left = producer.flush(timeoutMs: 120_000)
+    let cpu = processCPUSeconds() - cpuStart
+    var wallEnd = timespec()
+    clock_gettime(CLOCK_MONOTONIC, &wallEnd)
+    let wall = Double(wallEnd.tv_sec - wallStart.tv_sec) + Double(wallEnd.tv_nsec - wallStart.tv_nsec) / 1e9
+    let after = producer.counters
+    let delivered = after.delivered - before.delivered
+    let records = Double(delivered) * Double(options.batchRecords)
+    print("  delivered \(delivered) of \(options.kafkaMessages) (\(fullQueueWaits) waits for a full queue, "
+        + "failed \(after.failed - before.failed), left \(left)) in \(format(wall)) s")
+    print("  librdkafka: \(format(cpu / max(Double(delivered), 1) * 1e6)) CPU-s per million messages, "
+        + "\(format(cpu / max(records, 1) * 1e6)) per million records, \(format(Double(delivered) / wall / 1e3)) k messages/s")
 }

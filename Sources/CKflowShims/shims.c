@@ -7,6 +7,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
+#include <sys/signalfd.h>
 #include <sys/uio.h>
 
 struct kflow_rx_batch {
@@ -86,4 +87,9 @@ int kflow_memfd_create(const char *name) {
 
 int kflow_set_parent_death_signal(int sig) {
     return prctl(PR_SET_PDEATHSIG, sig, 0, 0, 0) == 0 ? 0 : -errno;
+}
+
+int kflow_signalfd(const void *set) {
+    int fd = signalfd(-1, (const sigset_t *)set, SFD_NONBLOCK | SFD_CLOEXEC);
+    return fd >= 0 ? fd : -errno;
 }

@@ -24,7 +24,7 @@ import Testing
         #expect(configuration.workerStopTimeoutMilliseconds == 15_000)
         #expect(configuration.logLevel == .info)
         #expect(configuration.kafkaProperties.map { "\($0.key)=\($0.value)" } == [
-            "bootstrap.servers=localhost:9092", "linger.ms=5", "batch.num.messages=10000", "compression.type=lz4",
+            "bootstrap.servers=localhost:9092", "linger.ms=50", "batch.num.messages=10000", "compression.type=none",
         ])
         #expect(configuration.effectiveEntries().allSatisfy { $0.source == .builtInDefault })
         #expect(configuration == KflowConfiguration.defaults)
@@ -158,7 +158,7 @@ import Testing
         // Untouched defaults in reference order, then the file's in file order, then environment
         // (by name), then command line; an empty value removed batch.num.messages.
         #expect(configuration.kafkaProperties.map { "\($0.key)=\($0.value)" } == [
-            "compression.type=lz4",
+            "compression.type=none",
             "linger.ms=50", "compression.codec=gzip",
             "acks=1", "client.id=c1",
             "bootstrap.servers=b:9092",

@@ -41,5 +41,7 @@ static inline void kflow_memory_fence(void) { __atomic_thread_fence(__ATOMIC_SEQ
 int kflow_memfd_create(const char *name);
 // prctl(PR_SET_PDEATHSIG): the kernel sends `sig` to this process when its parent dies.
 int kflow_set_parent_death_signal(int sig);
+// signalfd(2) for `set` (a sigset_t), non-blocking and close-on-exec; -errno on failure.
+int kflow_signalfd(const void *set);
 
 #endif

@@ -30,9 +30,9 @@ kafka.flush.timeout.ms=10000
 # Anything under kafka.props. goes to librdkafka verbatim (see librdkafka's CONFIGURATION.md).
 # An empty value removes a default below.
 kafka.props.bootstrap.servers=localhost:9092
-kafka.props.linger.ms=5
+kafka.props.linger.ms=50
 kafka.props.batch.num.messages=10000
-kafka.props.compression.type=lz4
+kafka.props.compression.type=none
 
 # Optional extra JSON fields, comma-separated (KFlow's fields are always present).
 output.fields=

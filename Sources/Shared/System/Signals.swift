@@ -1,3 +1,5 @@
+import CKflowShims
+
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -25,4 +27,12 @@ public struct SignalWaiter {
 
     /// A pending signal if there is one, without waiting.
     public func poll() -> Int32? { wait(timeoutMilliseconds: 0) }
+
+    /// A descriptor that is readable while one of the signals is pending (signalfd), for a loop that
+    /// already waits in poll(2): it learns of a signal without a system call of its own per turn.
+    /// Take the signal itself with `poll()`. Nil if the kernel refuses one.
+    public func makeDescriptor() -> Int32? {
+        let fd = withUnsafePointer(to: set) { kflow_signalfd($0) }
+        return fd >= 0 ? fd : nil
+    }
 }

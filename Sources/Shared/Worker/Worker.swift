@@ -128,6 +128,12 @@ public final class Worker {
         }
         defer { kflow_rx_batch_destroy(rx) }
         var pollFDs = options.socketFDs.map { pollfd(fd: $0, events: Int16(POLLIN), revents: 0) }
+        // A pending SIGTERM makes the signal descriptor readable: poll(2) watches it with the sockets,
+        // so the loop costs no system call of its own for signals.
+        let signalFD = signals.makeDescriptor()
+        if let signalFD { pollFDs.append(pollfd(fd: signalFD, events: Int16(POLLIN), revents: 0)) }
+        defer { if let signalFD { close(signalFD) } }
+        let socketCount = options.socketFDs.count
         var local = LocalCounters()
         var lastExportersPublishNs: UInt64 = 0
         let imported = importTemplateSnapshots()
@@ -139,13 +145,16 @@ public final class Worker {
         logger.info("worker \(options.slot) (generation \(options.generation)) receiving on \(options.socketFDs.count) socket(s)")
 
         var lastPublishNs: UInt64 = 0
-        while signals.poll() == nil {
+        while true {
             let nowNs = Clock.monotonicNanoseconds
             segment.heartbeat(at: nowNs)
             let ready = poll(&pollFDs, nfds_t(pollFDs.count), 100)
+            if signalFD == nil || (ready > 0 && pollFDs[socketCount].revents != 0) {
+                if signals.poll() != nil { break }
+            }
             if ready > 0 {
                 let now = Clock.wallSeconds
-                for i in pollFDs.indices where pollFDs[i].revents & Int16(POLLIN) != 0 {
+                for i in 0..<socketCount where pollFDs[i].revents & Int16(POLLIN) != 0 {
                     let n = kflow_rx_batch_receive(rx, pollFDs[i].fd, 0)
                     if n < 0 {
                         local.receiveErrors &+= 1
