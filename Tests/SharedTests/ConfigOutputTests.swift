@@ -28,6 +28,7 @@ import Testing
         let entries = configuration.effectiveEntries()
         #expect(entries.map(\.key) == [
             "server.host", "server.port", "server.threads", "server.buffer.size", "server.batch.size",
+            "server.receive.wait.us",
             "kafka.topic", "kafka.producers", "kafka.flush.timeout.ms",
             "kafka.props.bootstrap.servers", "kafka.props.linger.ms", "kafka.props.batch.num.messages",
             "kafka.props.compression.type", "kafka.props.acks",

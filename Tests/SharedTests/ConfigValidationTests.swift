@@ -12,6 +12,7 @@ import Testing
         ("server.threads", "-1", "is not a whole number from 0 to 1024"),
         ("server.buffer.size", "8M", "is not a whole number from 1024 to 2147483647"),
         ("server.batch.size", "1025", "is not a whole number from 1 to 1024"),
+        ("server.receive.wait.us", "100001", "is not a whole number from 0 to 100000"),
         ("kafka.topic", "flows/v4", "is not a Kafka topic name"),
         ("kafka.topic", "..", "is not a Kafka topic name"),
         ("kafka.topic", String(repeating: "t", count: 250), "is not a Kafka topic name"),

@@ -32,6 +32,7 @@ struct Resolver {
             serverThreads: integer(.serverThreads, in: 0...1024),
             serverBufferSize: integer(.serverBufferSize, in: 1024...maxInt32),
             serverBatchSize: integer(.serverBatchSize, in: 1...1024),
+            serverReceiveWaitMicroseconds: integer(.serverReceiveWait, in: 0...100_000),
             kafkaTopic: value(.kafkaTopic, problem: "is not a Kafka topic name (1-249 of a-z A-Z 0-9 . _ -, not . or ..)", parse: Self.topicName),
             kafkaProducers: integer(.kafkaProducers, in: 1...1024),
             kafkaProperties: kafkaProperties(checkingWithLibrdkafka: checkingWithLibrdkafka),

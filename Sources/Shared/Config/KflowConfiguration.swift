@@ -26,6 +26,8 @@ public struct KflowConfiguration: Sendable {
     public var serverBufferSize: Int
     /// Datagrams per recvmmsg call.
     public var serverBatchSize: Int
+    /// Microseconds a worker lets datagrams gather after a short read before it reads again; 0 = none.
+    public var serverReceiveWaitMicroseconds: Int
 
     public var kafkaTopic: String
     /// KFlow's producer count, accepted for compatibility only: each kflow worker owns one producer.
@@ -89,6 +91,7 @@ enum ConfigurationKey: String, CaseIterable {
     case serverThreads = "server.threads"
     case serverBufferSize = "server.buffer.size"
     case serverBatchSize = "server.batch.size"
+    case serverReceiveWait = "server.receive.wait.us"
     case kafkaTopic = "kafka.topic"
     case kafkaProducers = "kafka.producers"
     case kafkaFlushTimeout = "kafka.flush.timeout.ms"
@@ -137,6 +140,7 @@ extension KflowConfiguration {
         case .serverThreads: String(serverThreads)
         case .serverBufferSize: String(serverBufferSize)
         case .serverBatchSize: String(serverBatchSize)
+        case .serverReceiveWait: String(serverReceiveWaitMicroseconds)
         case .kafkaTopic: kafkaTopic
         case .kafkaProducers: String(kafkaProducers)
         case .kafkaFlushTimeout: String(kafkaFlushTimeoutMilliseconds)

@@ -134,6 +134,7 @@ public final class Worker {
         if let signalFD { pollFDs.append(pollfd(fd: signalFD, events: Int16(POLLIN), revents: 0)) }
         defer { if let signalFD { close(signalFD) } }
         let socketCount = options.socketFDs.count
+        let receiveWait = configuration.serverReceiveWaitMicroseconds
         var local = LocalCounters()
         var lastExportersPublishNs: UInt64 = 0
         let imported = importTemplateSnapshots()
@@ -152,6 +153,7 @@ public final class Worker {
             if signalFD == nil || (ready > 0 && pollFDs[socketCount].revents != 0) {
                 if signals.poll() != nil { break }
             }
+            var received = 0
             if ready > 0 {
                 let now = Clock.wallSeconds
                 for i in 0..<socketCount where pollFDs[i].revents & Int16(POLLIN) != 0 {
@@ -161,6 +163,7 @@ public final class Worker {
                         continue
                     }
                     for d in 0..<UInt32(n) { receive(rx, index: d, nowSeconds: now, counters: &local) }
+                    received += Int(n)
                     if Int(n) < batchSize { sink.flush() }  // socket drained: send a partial batch now
                 }
             } else {
@@ -189,6 +192,12 @@ public final class Worker {
             if nowNs &- lastExportersPublishNs > 1_000_000_000 {
                 publishExporters()
                 lastExportersPublishNs = nowNs
+            }
+            // A short read means datagrams trickle in (many exporters, or a light load): let some gather
+            // instead of waking up for each one. Full reads go straight round again.
+            if receiveWait > 0, received > 0, received < batchSize {
+                var pause = timespec(tv_sec: 0, tv_nsec: receiveWait * 1000)
+                nanosleep(&pause, nil)
             }
         }
 
