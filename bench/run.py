@@ -659,6 +659,33 @@ def parse_rate(text: str) -> int:
     return int(float(text.rstrip("km")) * scale)
 
 
+def component_figures(args, workroot: Path) -> list[str]:
+    """kflow's two halves measured apart with kflow-microbench: decode + JSON on one core (no Kafka),
+    and librdkafka alone producing the same JSON records to a real Tansu with kflow's defaults, one
+    record per message and batched, without and with lz4. What librdkafka alone costs is a floor
+    under the end-to-end figures above."""
+    bench = Path(args.kflow_bin) / "kflow-microbench"
+    if not bench.exists():
+        return [f"({bench} not found: component figures skipped; make build builds it)"]
+
+    def run(arguments: list[str]) -> list[str]:
+        out = subprocess.run([str(bench), *arguments], capture_output=True, text=True, timeout=600)
+        if out.returncode != 0:
+            raise BenchError(f"kflow-microbench {' '.join(arguments)} failed: {out.stderr.strip()[-400:]}")
+        return out.stdout.splitlines()
+
+    lines = run([])
+    workroot.mkdir(parents=True, exist_ok=True)
+    broker = Broker(args.broker_port, workroot / "broker-microbench.log")
+    try:
+        for extra in ([], ["--set", "compression.type=lz4"]):
+            for batch, messages in ((1, 2_000_000), (args.batch_records, 2_000_000 // args.batch_records)):
+                lines += run(["--kafka", broker.bootstrap, "--messages", str(messages), "--batch", str(batch), *extra])
+    finally:
+        broker.stop()
+    return lines
+
+
 def kflow_default_producer_settings(kflow_bin: str) -> dict[str, str]:
     """kflow's built-in kafka.props.* defaults (without bootstrap.servers), from --print-reference."""
     master = Path(kflow_bin or ".") / "kflow-master"
@@ -710,13 +737,15 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--collectors", default="nfacctd,kflow,kflow-batch",
                         help="comma-separated: nfacctd, nfacctd-batch, kflow, kflow-batch")
-    parser.add_argument("--rates", default="50k,100k,150k,200k,300k,400k,600k,800k",
+    parser.add_argument("--rates", default="10k,50k,100k,200k,300k,400k,600k,800k",
                         help="rate sweep, flows/s (k, M suffixes; 'max' = flat out); empty to skip")
     parser.add_argument("--seconds", type=float, default=5.0, help="step length: flows = rate x seconds")
     parser.add_argument("--flows", type=int, default=0, help="flows per step (overrides --seconds)")
     parser.add_argument("--max-flows", type=int, default=2_000_000, help="flows for a 'max' step")
     parser.add_argument("--exporters", type=int, default=1, help="exporters during the rate sweep")
-    parser.add_argument("--exporter-sweep", default="", help="exporter counts, e.g. 1,100,1000,10000")
+    parser.add_argument("--components", action=argparse.BooleanOptionalAction, default=True,
+                        help="also measure decode + JSON alone and librdkafka alone (kflow-microbench)")
+    parser.add_argument("--exporter-sweep", default="1,100,1000,10000", help="exporter counts, e.g. 1,100,1000,10000")
     parser.add_argument("--exporter-rate", default="100k", help="rate of the exporter sweep")
     parser.add_argument("--burst", type=int, default=0,
                         help="datagrams per exporter turn (ipfix-gen --burst; 0 = its default, 32/exporters)")
@@ -817,6 +846,10 @@ def main() -> int:
         if rrows:
             report += ["Cost ratios (CPU-s per million flows, same step):", "", markdown_table(rheader, rrows), ""]
         report += [f"- {line}" for line in summary] + [""]
+    if args.components:
+        components = component_figures(args, workroot)
+        print("\n== kflow's halves apart (kflow-microbench) ==\n" + "\n".join(components))
+        report += ["## kflow's halves apart (kflow-microbench)", "", "```", *components, "```", ""]
     report_path = out / f"bench-{stamp}.md"
     report_path.write_text("\n".join(report))
     raw_path = out / f"bench-{stamp}.json"
