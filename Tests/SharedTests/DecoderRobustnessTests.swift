@@ -5,18 +5,6 @@ import Testing
 /// Corrupted real payloads: every truncation and seeded random byte flips of each corpus datagram.
 /// The decoder must never trap, and the template cache must stay within its limits.
 @Suite struct DecoderRobustnessTests {
-    /// A small deterministic generator (SplitMix64) so a failure can be replayed.
-    struct SeededGenerator: RandomNumberGenerator {
-        var state: UInt64
-        mutating func next() -> UInt64 {
-            state &+= 0x9E37_79B9_7F4A_7C15
-            var z = state
-            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-            return z ^ (z >> 31)
-        }
-    }
-
     struct CountingSink: FlowSink {
         var count = 0
         mutating func emit(_ record: borrowing FlowRecord) { count += 1 }
@@ -27,7 +15,7 @@ import Testing
         let sequences = try CorpusTests.loadJSON(corpus.appendingPathComponent("sequences.json")) as? [[String: Any]] ?? []
         let configuration = DecoderConfiguration(maxTemplatesPerSession: 64, maxTemplatesTotal: 256, maxSessions: 16)
         let decoder = FlowDecoder(configuration: configuration)
-        var generator = SeededGenerator(state: 20_240_601)
+        var generator = SeededGenerator(seed: 20_240_601)
         var sink = CountingSink()
         var datagrams = 0
         for (sequenceIndex, sequence) in sequences.enumerated() {

@@ -8,6 +8,10 @@ import Testing
     static func template(_ id: UInt16, _ fields: [FieldSpec]) -> [UInt8] { IPFIX.templateSet(IPFIX.templateRecord(id, fields)) }
     static let portsTemplate = template(256, [FieldSpec(7, 2), FieldSpec(11, 2)])
     static let portsData = IPFIX.set(256, [0, 1, 0, 2])
+    /// One template set defining templates 256, 257 and 258 (one field each).
+    static let threeTemplates = IPFIX.templateSet(
+        IPFIX.templateRecord(256, [FieldSpec(7, 2)]), IPFIX.templateRecord(257, [FieldSpec(7, 2)]),
+        IPFIX.templateRecord(258, [FieldSpec(7, 2)]))
 
     @Test func redefinitionReplacesTheTemplateAndIdenticalResendOnlyRefreshes() {
         let decoder = FlowDecoder()
@@ -73,10 +77,7 @@ import Testing
 
     @Test func perSessionLimitRejectsNewTemplatesButAllowsRedefinition() {
         let decoder = FlowDecoder(configuration: DecoderConfiguration(maxTemplatesPerSession: 2))
-        let three = IPFIX.templateSet(
-            IPFIX.templateRecord(256, [FieldSpec(7, 2)]), IPFIX.templateRecord(257, [FieldSpec(7, 2)]),
-            IPFIX.templateRecord(258, [FieldSpec(7, 2)]))
-        _ = decoder.decode(IPFIX.message(sets: [three]))
+        _ = decoder.decode(IPFIX.message(sets: [Self.threeTemplates]))
         #expect(decoder.activeTemplateCount == 2)
         #expect(decoder.statistics.templatesRejectedByLimit == 1)
         // A new domain of the same session is within the same limit.
@@ -109,10 +110,7 @@ import Testing
 
     @Test func totalLimitStillRejectsWhenOnlyTheSessionItselfHoldsTemplates() {
         let decoder = FlowDecoder(configuration: DecoderConfiguration(maxTemplatesPerSession: 10, maxTemplatesTotal: 2))
-        let three = IPFIX.templateSet(
-            IPFIX.templateRecord(256, [FieldSpec(7, 2)]), IPFIX.templateRecord(257, [FieldSpec(7, 2)]),
-            IPFIX.templateRecord(258, [FieldSpec(7, 2)]))
-        _ = decoder.decode(IPFIX.message(sets: [three]))
+        _ = decoder.decode(IPFIX.message(sets: [Self.threeTemplates]))
         #expect(decoder.activeTemplateCount == 2)
         #expect(decoder.statistics.templatesRejectedByLimit == 1)
     }

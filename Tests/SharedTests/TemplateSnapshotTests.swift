@@ -344,7 +344,7 @@ import Testing
             }
             rejected += 1
         }
-        var generator = DecoderRobustnessTests.SeededGenerator(state: 20_250_101)
+        var generator = SeededGenerator(seed: 20_250_101)
         for _ in 0..<200 {
             var flipped = snapshot
             flipped[Int.random(in: 0..<flipped.count, using: &generator)] ^= 1 << UInt8.random(in: 0...7, using: &generator)
@@ -390,7 +390,7 @@ import Testing
         let snapshot = try Self.corpusSnapshot()
         let sequences = try Self.validSequences()
         let configuration = DecoderConfiguration(maxTemplatesPerSession: 64, maxTemplatesTotal: 256, maxSessions: 16)
-        var generator = DecoderRobustnessTests.SeededGenerator(state: 7_340_033)
+        var generator = SeededGenerator(seed: 7_340_033)
         var sink = DecoderRobustnessTests.CountingSink()
         for round in 0..<60 {
             var damaged = snapshot
