@@ -7,6 +7,8 @@ import Glibc
 #endif
 
 /// A Tansu broker for one test, started with scripts/broker.sh on a port of its own and killed by `stop()`.
+/// The script is the project's one Tansu launcher (the Python harness in Tests/e2e/support runs it too);
+/// this handle only keeps the PID a Swift test needs, and reads topics with the harness's reader.
 final class TestBroker {
     static let repository = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
         .deletingLastPathComponent()
@@ -50,35 +52,14 @@ final class TestBroker {
         } != 0
     }
 
-    /// Reads every message of `topic` from offset 0 of each partition with the Python confluent-kafka
-    /// consumer (assign(), not a consumer group: Tansu's groups can hang), until `expected` messages arrived
-    /// plus a short grace period to catch extras, or `timeoutSeconds` passed. Returns the payloads.
+    /// Reads every message of `topic` from offset 0 of each partition with the project's topic reader
+    /// (Tests/e2e/support/kafka.py, shared with the end-to-end tests and the benchmark: assign(), not a
+    /// consumer group, since Tansu's groups can hang), until `expected` messages arrived plus a second to
+    /// catch extras, or `timeoutSeconds` passed. Returns the payloads.
     func consume(topic: String, expected: Int, timeoutSeconds: Int = 30) throws -> [[UInt8]] {
-        let script = """
-        import sys, time, json
-        from confluent_kafka import Consumer, TopicPartition
-        bootstrap, topic, expected, timeout = sys.argv[1], sys.argv[2], int(sys.argv[3]), float(sys.argv[4])
-        consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": "kflow-tests", "enable.auto.commit": False})
-        deadline = time.time() + timeout
-        partitions = []
-        while not partitions and time.time() < deadline:
-            metadata = consumer.list_topics(topic, timeout=5)
-            partitions = list(metadata.topics[topic].partitions) if topic in metadata.topics else []
-        consumer.assign([TopicPartition(topic, p, 0) for p in partitions])
-        values = []
-        grace = None
-        while time.time() < deadline:
-            if len(values) >= expected:
-                grace = grace or time.time() + 1.0
-                if time.time() > grace: break
-            message = consumer.poll(0.2)
-            if message is None or message.error(): continue
-            values.append((message.value() or b"").hex())
-        consumer.close()
-        print(json.dumps(values))
-        """
-        let output = try run("/usr/bin/timeout", [String(timeoutSeconds + 15), Self.python, "-c", script, bootstrap, topic,
-                                                  String(expected), String(timeoutSeconds)])
+        let harness = Self.repository.appendingPathComponent("Tests/e2e").path
+        let output = try run("/usr/bin/timeout", [String(timeoutSeconds + 15), "/usr/bin/env", "PYTHONPATH=\(harness)", Self.python,
+                                                  "-m", "support.kafka", bootstrap, topic, String(expected), String(timeoutSeconds)])
         guard let hexes = try JSONSerialization.jsonObject(with: Data(output.utf8)) as? [String] else {
             throw TestFailure("consumer printed no JSON list: \(output)")
         }

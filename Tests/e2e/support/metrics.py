@@ -1,4 +1,4 @@
-"""Scrapes and parses kflow's Prometheus text endpoint."""
+"""Scrapes and parses kflow's Prometheus text endpoint (for the end-to-end tests and the benchmark)."""
 
 from __future__ import annotations
 
@@ -33,6 +33,13 @@ class Metrics:
         """Sum over every sample of `name` whose labels include `labels` (0 when there is none)."""
         wanted = set(labels.items())
         return sum(v for (n, pairs), v in self.samples.items() if n == name and wanted <= set(pairs))
+
+    def totals(self) -> dict[str, float]:
+        """Each metric summed over its label sets, in the order the scrape first names them."""
+        out: dict[str, float] = {}
+        for (name, _), value in self.samples.items():
+            out[name] = out.get(name, 0.0) + value
+        return out
 
     def by_label(self, name: str, label: str) -> dict[str, float]:
         out: dict[str, float] = {}

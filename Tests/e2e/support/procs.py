@@ -1,9 +1,10 @@
-"""Real processes for the end-to-end tests: the Tansu broker, kflow-master (and its workers), softflowd.
+"""Real processes for the end-to-end tests and the benchmark: the Tansu broker, kflow-master (and its workers).
 
 Every wait is bounded; every process started here is stopped by its owner even when a test fails."""
 
 from __future__ import annotations
 
+import math
 import os
 import signal
 import socket
@@ -15,11 +16,20 @@ from . import metrics as metrics_mod
 
 REPO = Path(__file__).resolve().parents[3]
 DEPS = Path(os.environ.get("KFLOW_DEPS", "/opt/kflow-deps"))
-TANSU = DEPS / "bin" / "tansu"
+BROKER_SCRIPT = REPO / "scripts" / "broker.sh"
+
+
+class HarnessError(RuntimeError):
+    """A process or broker the harness runs failed or could not start; the message says which and why."""
 
 
 def kflow_bin_dir() -> Path:
     return Path(os.environ.get("KFLOW_BIN") or REPO / ".build" / "debug")
+
+
+def online_cpus() -> int:
+    """What kflow counts for `server.threads=0` (one worker per online CPU)."""
+    return max(1, os.sysconf("SC_NPROCESSORS_ONLN"))
 
 
 class ProcessExited(RuntimeError):
@@ -93,7 +103,7 @@ def alive(pid: int) -> bool:
         state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
     except OSError:
         return False
-    return state != "Z"
+    return state not in "ZX"
 
 
 def tail(path: Path, lines: int = 60) -> str:
@@ -104,64 +114,76 @@ def tail(path: Path, lines: int = 60) -> str:
 
 
 class Broker:
-    """A memory-only Tansu broker on 127.0.0.1:port that can be stopped and started again on the same port."""
+    """A memory-only Tansu broker on 127.0.0.1:port, started with scripts/broker.sh (the one way the project
+    starts Tansu: `make run` and the Swift Kafka tests use it too), that can be stopped and started again on
+    the same port."""
 
     def __init__(self, port: int, log: Path):
         self.port = port
         self.log = log
-        self.process: subprocess.Popen | None = None
+        self.pid: int | None = None
 
     @property
     def bootstrap(self) -> str:
         return f"127.0.0.1:{self.port}"
 
     def start(self, timeout: float = 10.0) -> "Broker":
-        assert self.process is None, "broker already running"
-        url = f"tcp://127.0.0.1:{self.port}"
-        log = open(self.log, "ab")
-        self.process = subprocess.Popen(
-            [str(TANSU), "broker", "--listener-url", url, "--advertised-listener-url", url,
-             "--storage-engine", "memory://tansu/"],
-            stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-        )
-        log.close()
-
-        def listening():
-            if self.process.poll() is not None:
-                raise RuntimeError(f"tansu exited with {self.process.returncode}:\n{tail(self.log)}")
-            with socket.create_connection(("127.0.0.1", self.port), timeout=0.5):
-                return True
-
-        wait_until(listening, timeout, 0.05, f"tansu listening on {self.port}")
+        assert self.pid is None, "broker already running"
+        if self.listening():
+            raise HarnessError(f"something already listens on broker port {self.port}")
+        # The script returns once Tansu listens (or fails): it bounds its own wait by `timeout`.
+        out = subprocess.run(["bash", str(BROKER_SCRIPT), str(self.port), str(self.log), str(math.ceil(timeout))],
+                             capture_output=True, text=True, timeout=timeout + 10)
+        if out.returncode != 0:
+            raise HarnessError(f"Tansu did not start on port {self.port}: {out.stderr.strip()}\n{tail(self.log)}")
+        self.pid = int(out.stdout.strip().splitlines()[-1])
         return self
 
     def create_topic(self, topic: str, partitions: int = 4, timeout: float = 10.0) -> None:
         """Creates `topic` (as auto-creation would: 4 partitions)."""
+        from confluent_kafka import KafkaError, KafkaException
         from confluent_kafka.admin import AdminClient, NewTopic
 
         admin = AdminClient({"bootstrap.servers": self.bootstrap})
         futures = admin.create_topics([NewTopic(topic, partitions, 1)], operation_timeout=timeout)
-        futures[topic].result(timeout)
+        try:
+            futures[topic].result(timeout)
+        except KafkaException as error:
+            if error.args[0].code() == KafkaError.TOPIC_ALREADY_EXISTS:
+                return  # the client retried a request the broker had already carried out
+            raise HarnessError(f"creating topic {topic} with {partitions} partitions on {self.bootstrap}: {error}")
+
+    def listening(self) -> bool:
+        with socket.socket() as probe:
+            return probe.connect_ex(("127.0.0.1", self.port)) == 0
 
     def stop(self, timeout: float = 5.0) -> None:
-        if self.process is None:
+        """Kills Tansu (a memory broker has nothing to flush; killing it is the outage tests want) and waits
+        until it is gone and its port is closed, so that a broker can bind the port again. Tansu is not our
+        child (the script gives it a session of its own), so /proc and the port are watched: its main
+        thread turns zombie while its other threads, which share the listening socket, may still exit."""
+        if self.pid is None:
             return
-        process, self.process = self.process, None
-        if process.poll() is None:
-            process.kill()  # a memory broker has nothing to flush; killing it is the outage we want
+        pid, self.pid = self.pid, None
         try:
-            process.wait(timeout)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait(timeout)
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            return
+        try:
+            wait_until(lambda: not alive(pid) and not self.listening(), timeout, 0.05,
+                       f"Tansu (pid {pid}) gone and port {self.port} closed")
+        except TimeoutError as error:
+            raise HarnessError(str(error)) from None
 
 
 class Kflow:
-    """kflow-master in the foreground with its workers, a properties file and a stderr log."""
+    """kflow-master in the foreground with its workers, a properties file and a stderr log. Binaries come
+    from `bin_dir` (default: $KFLOW_BIN, else .build/debug)."""
 
     def __init__(self, workdir: Path, properties: dict[str, object], extra_args: list[str] | None = None,
-                 environment: dict[str, str] | None = None):
+                 environment: dict[str, str] | None = None, bin_dir: Path | None = None):
         self.workdir = workdir
+        self.bin_dir = Path(bin_dir) if bin_dir else kflow_bin_dir()
         self.environment = environment or {}
         self.properties = properties
         self.extra_args = extra_args or []
@@ -180,12 +202,13 @@ class Kflow:
 
     @property
     def threads(self) -> int:
-        return int(self.properties.get("server.threads", 1))
+        threads = int(self.properties.get("server.threads", 0))
+        return threads if threads > 0 else online_cpus()
 
     def start(self, ready_timeout: float = 30.0) -> "Kflow":
-        master = kflow_bin_dir() / "kflow-master"
+        master = self.bin_dir / "kflow-master"
         if not master.exists():
-            raise FileNotFoundError(f"{master} does not exist (build it, or set KFLOW_BIN)")
+            raise HarnessError(f"{master} does not exist (build it: make build; or set KFLOW_BIN)")
         self.config.write_text("".join(f"{k}={v}\n" for k, v in self.properties.items()))
         # kflow reads KFLOW_* variables as settings: keep the test harness's own out of its environment.
         environment = {k: v for k, v in os.environ.items() if k not in ("KFLOW_BIN", "KFLOW_DEPS", "KFLOW_CORPUS")}
@@ -213,7 +236,7 @@ class Kflow:
         try:
             wait_until(ready, timeout, 0.1, f"kflow ready with {self.threads} workers")
         except (TimeoutError, ProcessExited) as error:
-            raise RuntimeError(f"{error}; last seen {seen}\n--- kflow output ---\n{tail(self.stderr_path)}") from None
+            raise HarnessError(f"{error}; last seen {seen}\n--- kflow output ---\n{tail(self.stderr_path)}") from None
 
     def metrics(self) -> metrics_mod.Metrics:
         return metrics_mod.scrape(self.metrics_port)
