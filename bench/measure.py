@@ -10,6 +10,7 @@ from pathlib import Path
 import common  # noqa: F401  (the harness's import path)
 from common import BenchError, HarnessError
 from support.kafka import TopicReader
+from support.procs import udp_sockets
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 # One match per JSON record, whichever collector wrote it: (source address, packet count). kflow writes
@@ -95,18 +96,8 @@ def udp_snmp() -> dict[str, int]:
 
 def udp_socket_drops(port: int) -> tuple[int, int]:
     """(sockets bound to port, sum of their drop counters) from /proc/net/udp and udp6."""
-    sockets = drops = 0
-    for table in ("/proc/net/udp", "/proc/net/udp6"):
-        try:
-            lines = Path(table).read_text().splitlines()[1:]
-        except FileNotFoundError:
-            continue
-        for line in lines:
-            cols = line.split()
-            if int(cols[1].rsplit(":", 1)[1], 16) == port:
-                sockets += 1
-                drops += int(cols[-1])
-    return sockets, drops
+    sockets = udp_sockets(port)
+    return len(sockets), sum(sockets.values())
 
 
 # ---------------------------------------------------------------------------------------------------

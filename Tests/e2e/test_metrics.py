@@ -10,14 +10,13 @@ import shutil
 import signal
 import subprocess
 import time
-from pathlib import Path
 
 import pytest
 
 from support import ipfix
 from support.ipfix import Flow
 from support.metrics import Metrics, fetch
-from support.procs import REPO, wait_until
+from support.procs import REPO, udp_sockets, wait_until
 from support.reload import reload_with, wait_reload_applied
 
 EXPORT_TIME = 1_700_000_000
@@ -51,17 +50,6 @@ def scrape_text(kflow, path: str = "/metrics") -> str:
     status, body = fetch(f"http://127.0.0.1:{kflow.metrics_port}{path}")
     assert status == 200, f"GET {path} answered {status}: {body[:200]}"
     return body
-
-
-def kernel_sockets_on(port: int) -> dict[int, int]:
-    """inode -> drops of every UDP socket bound to `port`, read from /proc/net/udp and udp6."""
-    sockets = {}
-    for table in ("/proc/net/udp", "/proc/net/udp6"):
-        for line in Path(table).read_text().splitlines()[1:]:
-            columns = line.split()
-            if int(columns[1].rsplit(":", 1)[1], 16) == port:
-                sockets[int(columns[9])] = int(columns[12])
-    return sockets
 
 
 def send_some_flows(kflow, count: int = 10) -> None:
@@ -103,7 +91,7 @@ def test_every_family_the_readme_documents_is_exposed_with_its_labels(kflow):
 def test_kernel_socket_series_have_one_sample_per_socket_and_report_the_kernel_drops(kflow_factory, broker, topic):
     # A small receive buffer and long heartbeat timeout: both workers can be paused long enough to drop.
     kflow = kflow_factory(broker.bootstrap, topic, server__buffer__size=65536, worker__heartbeat__timeout__ms=60000)
-    sockets = kernel_sockets_on(kflow.port)
+    sockets = udp_sockets(kflow.port)
     assert len(sockets) == 2, f"expected kflow's 2 sockets on port {kflow.port} in /proc/net/udp*, found {sockets}"
     metrics = kflow.metrics()
     for name in ("server_packet_drops", "server_receive_queue"):
@@ -118,7 +106,7 @@ def test_kernel_socket_series_have_one_sample_per_socket_and_report_the_kernel_d
     try:
         for round_index in range(40):  # a new source port per round: both sockets get their share
             kflow.send([message] * 50, pause_every=1000)
-        kernel_drops = sum(kernel_sockets_on(kflow.port).values())
+        kernel_drops = sum(udp_sockets(kflow.port).values())
         reported = kflow.metrics().total("server_packet_drops")
     finally:
         for pid in workers:
@@ -130,7 +118,7 @@ def test_kernel_socket_series_have_one_sample_per_socket_and_report_the_kernel_d
     for successes, threads in enumerate((3, 2), 1):
         reload_with(kflow, server__threads=threads)
         wait_reload_applied(kflow, successes)
-        sockets = kernel_sockets_on(kflow.port)
+        sockets = udp_sockets(kflow.port)
         assert len(sockets) == 3, f"after a reload to {threads} workers: expected 3 sockets on the port, found {sockets}"
         metrics = kflow.metrics()
         for name in ("server_packet_drops", "server_receive_queue"):

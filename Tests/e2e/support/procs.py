@@ -98,6 +98,21 @@ def rss_kib(pid: int) -> int:
     return 0
 
 
+def udp_sockets(port: int) -> dict[int, int]:
+    """inode -> drops of every UDP socket bound to `port`, read from /proc/net/udp and udp6."""
+    sockets = {}
+    for table in ("/proc/net/udp", "/proc/net/udp6"):
+        try:
+            lines = Path(table).read_text().splitlines()[1:]
+        except FileNotFoundError:
+            continue
+        for line in lines:
+            columns = line.split()
+            if int(columns[1].rsplit(":", 1)[1], 16) == port:
+                sockets[int(columns[9])] = int(columns[12])
+    return sockets
+
+
 def alive(pid: int) -> bool:
     try:
         state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
