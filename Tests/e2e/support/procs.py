@@ -143,6 +143,16 @@ class Broker:
         futures = admin.create_topics([NewTopic(topic, partitions, 1)], operation_timeout=timeout)
         futures[topic].result(timeout)
 
+    def pause(self) -> None:
+        """Freezes the broker (SIGSTOP): connections stay open, requests go unanswered, and the topics
+        survive (a restarted memory-only Tansu loses them). `resume` (SIGCONT) ends the outage."""
+        assert self.process is not None, "broker not running"
+        self.process.send_signal(signal.SIGSTOP)
+
+    def resume(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(signal.SIGCONT)
+
     def stop(self, timeout: float = 5.0) -> None:
         if self.process is None:
             return
