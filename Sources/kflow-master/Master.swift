@@ -92,7 +92,7 @@ final class Master {
             refreshHealth()
             publishStatus()
         }
-        logger.info("all workers stopped; exiting")
+        logger.info("all workers stopped; \(shared.kafkaAccounting()); exiting")
         return 0
     }
 

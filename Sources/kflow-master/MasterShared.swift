@@ -70,6 +70,20 @@ final class MasterShared: Sendable {
 
     func update(_ body: (inout State) -> Void) { state.withLock { body(&$0) } }
 
+    /// Where every message (record) handed to Kafka ended, over all workers so far: the line the master
+    /// logs when it exits, after every worker has drained or died.
+    func kafkaAccounting() -> String {
+        state.withLock { s in
+            func total(_ c: WorkerCounter) -> UInt64 { s.carriedCounters[c.rawValue] &+ s.live.reduce(0) { $0 &+ $1[c] } }
+            return "Kafka messages: produced \(total(.kafkaProduced)), delivered \(total(.kafkaDelivered)), "
+                + "failed \(total(.kafkaDeliveryFailed)) (purged \(total(.kafkaPurged))), "
+                + "lost in dead workers \(s.lostInDeadWorkers.messages); records: produced \(total(.kafkaRecordsProduced)), "
+                + "delivered \(total(.kafkaRecordsDelivered)), failed \(total(.kafkaRecordsFailed)), "
+                + "lost in dead workers \(s.lostInDeadWorkers.records); dropped before the queue: "
+                + "\(total(.kafkaQueueFullDrops) &+ total(.kafkaProduceErrors)) message(s)"
+        }
+    }
+
     func totalFlowsDecoded() -> UInt64 {
         state.withLock { s in
             s.carriedCounters[WorkerCounter.flowsDecoded.rawValue] &+ s.live.reduce(0) { $0 &+ $1[.flowsDecoded] }

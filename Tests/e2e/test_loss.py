@@ -5,6 +5,7 @@ memory-only Tansu would lose its topics); the accounting equation is checked fro
 from __future__ import annotations
 
 import os
+import re
 import signal
 import time
 
@@ -25,7 +26,7 @@ def totals(kflow) -> dict[str, float]:
 def deliver_first_flows(kflow, count: int = 20) -> None:
     """Creates the topic and the producers' connections while the broker answers."""
     send_flows(kflow, numbered_flows(1000, count))
-    wait_until(lambda: kflow.metrics().total("kflow_kafka_delivered_total") == count, 20,
+    wait_until(lambda: kflow.metrics().total("kflow_kafka_records_delivered_total") == count, 20,
                what=f"{count} first flows delivered")
 
 
@@ -99,3 +100,27 @@ def test_librdkafka_errors_are_counted_and_logged_once_per_code(kflow_factory, b
     # Within the 10 s interval each error code is logged once, however often it repeats.
     assert len(set(names)) == len(names), lines
     assert kflow.metrics().total("kflow_kafka_errors_total") >= len(lines)
+
+
+def test_sigterm_with_the_broker_hung_purges_and_accounts_for_every_message(kflow_factory, broker_factory, topic):
+    broker = broker_factory().start()
+    kflow = kflow_factory(broker.bootstrap, topic, server__threads=2, kafka__flush__timeout__ms=500)
+    try:
+        deliver_first_flows(kflow)
+        broker.pause()
+        stranded = numbered_flows(50000, 300)
+        send_flows(kflow, stranded)
+        wait_until(lambda: kflow.metrics().total("kflow_kafka_produced_total") == 20 + len(stranded), 10,
+                   what="stranded flows produced")
+        started = time.monotonic()
+        assert kflow.stop(timeout=10) == 0
+        took = time.monotonic() - started
+    finally:
+        broker.resume()
+    # The master is gone: its last line carries the totals it held after every worker drained.
+    [line] = [l for l in kflow.stderr_path.read_text().splitlines() if "all workers stopped" in l]
+    numbers = [int(n) for n in re.findall(r"\d+", line.split("Kafka messages:", 1)[1])]
+    produced, delivered, failed, purged, lost, r_produced, r_delivered, r_failed, r_lost, dropped = numbers
+    assert (produced, delivered, failed, purged, lost) == (320, 20, 300, 300, 0), line
+    assert (r_produced, r_delivered, r_failed, r_lost, dropped) == (320, 20, 300, 0, 0), line
+    assert took < 5, f"stop took {took:.1f} s with a 500 ms flush timeout"
