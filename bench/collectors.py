@@ -23,7 +23,7 @@ NFACCTD_RECORD_BYTES = 290
 KFLOW_LOSS_COUNTERS = ("kflow_kafka_queue_full_drops_total", "kflow_kafka_produce_errors_total",
                        "kflow_kafka_delivery_failed_total", "kflow_decode_errors_total",
                        "kflow_receive_errors_total", "kflow_unknown_template_sets_total",
-                       "kflow_output_encode_errors_total", "kflow_worker_restarts_total")
+                       "kflow_kafka_lost_in_dead_workers_total", "kflow_worker_restarts_total")
 
 
 @dataclasses.dataclass

@@ -92,7 +92,7 @@ final class Master {
             refreshHealth()
             publishStatus()
         }
-        logger.info("all workers stopped; exiting")
+        logger.info("all workers stopped; \(shared.kafkaAccounting()); exiting")
         return 0
     }
 
@@ -188,10 +188,15 @@ final class Master {
     }
 
     /// Folds a finished worker's final counters into the master's totals and releases its segment.
+    /// Whatever it left in its producer queue (a killed or crashed worker) is counted as lost.
     private func retire(_ worker: WorkerProcess) {
+        var unsent = MasterShared.Unsent()
         shared.update { state in
-            state.carry(worker.segment)
+            unsent = state.carry(worker.segment)
             state.live.removeAll { $0.fd == worker.segment.fd }
+        }
+        if unsent.messages > 0 {
+            logger.error("worker \(worker.slot) (pid \(worker.pid), generation \(worker.generation)) left about \(unsent.messages) message(s) (\(unsent.records) record(s)) undelivered in its Kafka queue; counted in kflow_kafka_lost_in_dead_workers_total")
         }
         worker.segment.unmap()
         close(worker.segment.fd)

@@ -16,9 +16,16 @@ final class MasterShared: Sendable {
         var lastReloadSucceeded = true
         var socketInodes: [UInt64] = []
         var healthy = false
+        /// Messages (and their records) that finished workers left without a delivery outcome.
+        var lostInDeadWorkers = Unsent()
 
-        /// Adds a finished worker's final counters to the carried totals (gauges are not carried).
-        mutating func carry(_ segment: WorkerSegment) {
+        /// Adds a finished worker's final counters to the carried totals (gauges are not carried), and
+        /// what it left unsent to `lostInDeadWorkers`; returns that.
+        @discardableResult
+        mutating func carry(_ segment: WorkerSegment) -> Unsent {
+            let unsent = Unsent(segment)
+            lostInDeadWorkers.messages &+= unsent.messages
+            lostInDeadWorkers.records &+= unsent.records
             for c in WorkerCounter.allCases where !c.isGauge { carriedCounters[c.rawValue] &+= segment[c] }
             for i in 0..<WorkerSegment.errorKindCapacity { carriedErrors[i] &+= segment.errorCount(index: i) }
             for e in segment.readExporters() ?? [] {
@@ -31,6 +38,28 @@ final class MasterShared: Sendable {
                     carriedExporters[key] = e
                 }
             }
+            return unsent
+        }
+    }
+
+    /// What a finished worker handed to librdkafka without a delivery outcome, from the counters it
+    /// published last: produced - delivered - failed. A worker that drained (flush, then purge) leaves
+    /// 0; a killed or crashed one leaves its queue, as of its last publish (every 20 ms). An estimate
+    /// both ways: messages produced after that publish are in neither figure, and some counted here may
+    /// have reached the broker just before the worker died. It counts messages only, not librdkafka's
+    /// protocol requests, which its queue-depth gauge includes.
+    struct Unsent: Equatable {
+        var messages: UInt64 = 0
+        var records: UInt64 = 0
+
+        init() {}
+        init(_ segment: WorkerSegment) {
+            func left(_ produced: WorkerCounter, _ delivered: WorkerCounter, _ failed: WorkerCounter) -> UInt64 {
+                let done = segment[delivered] &+ segment[failed]
+                return segment[produced] > done ? segment[produced] - done : 0
+            }
+            messages = left(.kafkaProduced, .kafkaDelivered, .kafkaDeliveryFailed)
+            records = left(.kafkaRecordsProduced, .kafkaRecordsDelivered, .kafkaRecordsFailed)
         }
     }
 
@@ -40,6 +69,20 @@ final class MasterShared: Sendable {
     private let state = Mutex(State())
 
     func update(_ body: (inout State) -> Void) { state.withLock { body(&$0) } }
+
+    /// Where every message (record) handed to Kafka ended, over all workers so far: the line the master
+    /// logs when it exits, after every worker has drained or died.
+    func kafkaAccounting() -> String {
+        state.withLock { s in
+            func total(_ c: WorkerCounter) -> UInt64 { s.carriedCounters[c.rawValue] &+ s.live.reduce(0) { $0 &+ $1[c] } }
+            return "Kafka messages: produced \(total(.kafkaProduced)), delivered \(total(.kafkaDelivered)), "
+                + "failed \(total(.kafkaDeliveryFailed)) (purged \(total(.kafkaPurged))), "
+                + "lost in dead workers \(s.lostInDeadWorkers.messages); records: produced \(total(.kafkaRecordsProduced)), "
+                + "delivered \(total(.kafkaRecordsDelivered)), failed \(total(.kafkaRecordsFailed)), "
+                + "lost in dead workers \(s.lostInDeadWorkers.records); dropped before the queue: "
+                + "\(total(.kafkaQueueFullDrops) &+ total(.kafkaProduceErrors)) message(s)"
+        }
+    }
 
     func totalFlowsDecoded() -> UInt64 {
         state.withLock { s in
@@ -99,6 +142,8 @@ final class MasterShared: Sendable {
                 }
             }
             out.add("kflow_workers", .gauge, help: "Worker processes running now (all generations).", value: UInt64(s.live.filter { $0.state == .running }.count))
+            out.add("kflow_kafka_lost_in_dead_workers_total", .counter, help: "Messages a worker left in its producer queue when it died (killed, crashed) or exited without a delivery report for them. An estimate: produced - delivered - failed as the worker last published them (every 20 ms).", value: s.lostInDeadWorkers.messages)
+            out.add("kflow_kafka_records_lost_in_dead_workers_total", .counter, help: "Flow records in those messages (equals the messages unless output.batch.records > 1).", value: s.lostInDeadWorkers.records)
             out.add("kflow_worker_restarts_total", .counter, help: "Workers that exited unexpectedly and were replaced.", value: s.restarts)
             out.add("kflow_workers_crash_looping", .gauge, help: "Worker slots whose restarts are being delayed after repeated quick failures.", value: UInt64(s.slotsInBackoff))
             out.declare("kflow_reloads_total", .counter, help: "Configuration reloads (SIGHUP), by result.")
@@ -144,10 +189,16 @@ extension WorkerCounter {
         case .kafkaDeliveryFailed: ("kflow_kafka_delivery_failed_total", "Messages that failed delivery (after librdkafka's retries).")
         case .kafkaQueueFullDrops: ("kflow_kafka_queue_full_drops_total", "Messages dropped because the producer queue was full.")
         case .kafkaProduceErrors: ("kflow_kafka_produce_errors_total", "Messages the producer refused for another reason.")
-        case .outputEncodeErrors: ("kflow_output_encode_errors_total", "Records that could not be encoded.")
         case .kafkaQueueDepth: ("kflow_kafka_queue_depth", "Messages waiting in the producers' queues.")
         case .templatesActive: ("kflow_templates_active", "Templates currently cached.")
         case .exportersActive: ("kflow_exporters_active", "Exporter sessions currently tracked.")
+        case .kafkaRecordsProduced: ("kflow_kafka_records_produced_total", "Flow records in the messages handed to the Kafka producer (equals messages unless output.batch.records > 1).")
+        case .kafkaRecordsDelivered: ("kflow_kafka_records_delivered_total", "Flow records in messages the broker acknowledged.")
+        case .kafkaRecordsFailed: ("kflow_kafka_records_failed_total", "Flow records in messages that failed delivery, purges included.")
+        case .kafkaRecordsDropped: ("kflow_kafka_records_dropped_total", "Flow records in messages dropped on a full queue or refused by the producer.")
+        case .kafkaPurged: ("kflow_kafka_purged_total", "Messages still undelivered when a worker stopped (kafka.flush.timeout.ms passed, or a fatal producer error), purged; included in kflow_kafka_delivery_failed_total.")
+        case .kafkaErrors: ("kflow_kafka_errors_total", "Errors librdkafka reported (broker down, authentication, all brokers down, ...); logged at most once per error code per 10 s.")
+        case .kafkaFatalErrors: ("kflow_kafka_fatal_errors_total", "Fatal producer errors; the worker drains, exits and is replaced.")
         }
     }
 }

@@ -56,6 +56,8 @@ import Glibc
         sink.flush()
         #expect(producer.flush(timeoutMs: 20_000) == 0)
         #expect(producer.counters.delivered == 3)
+        // Batches of 3, 3 and 1 records: counted in records as well as messages.
+        #expect(producer.counters.recordsProduced == 7 && producer.counters.recordsDelivered == 7)
         let received = try broker.consume(topic: topic, expected: 3)
         let lines = received.flatMap { $0.split(separator: UInt8(ascii: "\n")).map(Array.init) }
         #expect(Set(lines) == Set((0..<7).map(Self.payload)))
@@ -162,6 +164,106 @@ import Glibc
         let started = monotonicSeconds()
         producer = nil
         #expect(monotonicSeconds() - started < 3)
+    }
+}
+
+extension KafkaProducerTests {
+    /// The stop of a worker whose broker hangs: what the flush timeout leaves is purged, and every message
+    /// (and record) ends as delivered or failed before the counters are read, none unaccounted.
+    @Test func messagesLeftAtTheFlushTimeoutArePurgedAndCountedInMessagesAndRecords() throws {
+        let broker = TestBroker(port: 39_417)
+        try broker.start()
+        defer { broker.resume(); broker.stop() }
+        let producer = try KafkaProducer(properties: [("bootstrap.servers", broker.bootstrap), ("linger.ms", "5")],
+                                         topic: Self.uniqueTopic())
+        // Delivered while the broker answers: batches of 2 records.
+        for index in 0..<50 { #expect(producer.produce(Self.payload(index), records: 2) == .queued) }
+        #expect(producer.flush(timeoutMs: 20_000) == 0)
+        #expect(producer.counters.delivered == 50 && producer.counters.recordsDelivered == 100)
+
+        broker.pause()
+        let stranded = 300
+        for index in 0..<stranded {
+            #expect(producer.produce(Self.payload(index), records: 5) == .queued)
+            if index % 50 == 0 { producer.poll() }
+        }
+        let started = monotonicSeconds()
+        let outcome = producer.drain(timeoutMs: 300)
+        let took = monotonicSeconds() - started
+        let c = producer.counters
+        #expect(outcome == KafkaProducer.DrainOutcome(undeliveredAtTimeout: stranded, unaccounted: 0))
+        #expect(c.produced == 350 && c.delivered == 50)
+        #expect(c.failed == UInt64(stranded) && c.purged == UInt64(stranded), "failed \(c.failed), purged \(c.purged)")
+        #expect(c.recordsProduced == 100 + 5 * UInt64(stranded))
+        #expect(c.recordsFailed == 5 * UInt64(stranded) && c.recordsDelivered == 100)
+        #expect(c.outstanding == 0)
+        #expect(took < 3, "drain took \(took) s with a 300 ms flush timeout")
+        #expect(producer.lastDeliveryErrorCode.map(librdkafkaErrorText)?.contains("urge") == true)
+    }
+
+    @Test func dropsOnAFullQueueAreCountedInRecords() throws {
+        let producer = try KafkaProducer(properties: [("bootstrap.servers", "127.0.0.1:1"),
+                                                      ("queue.buffering.max.messages", "4")], topic: Self.uniqueTopic())
+        for index in 0..<10 { producer.produce(Self.payload(index), records: 3) }
+        #expect(producer.counters.produced == 4 && producer.counters.recordsProduced == 12)
+        #expect(producer.counters.queueFullDrops == 6 && producer.counters.recordsDropped == 18)
+    }
+
+    /// A fatal error (here librdkafka's test trigger) is counted once, logged once, and surfaces as
+    /// `fatalError` so the worker can exit; drain then accounts for what was queued.
+    @Test func aFatalErrorIsCountedLoggedAndSurfaced() throws {
+        let lines = LockedValue<[KafkaProducer.LogMessage]>([])
+        let producer = try KafkaProducer(properties: [("bootstrap.servers", "127.0.0.1:1"),
+                                                      ("enable.idempotence", "true")],
+                                         topic: Self.uniqueTopic(), log: { line in lines.update { $0.append(line) } })
+        for index in 0..<20 { producer.produce(Self.payload(index)) }
+        #expect(producer.fatalError == nil)
+        producer.simulateFatalError(reason: "kflow test")
+        producer.simulateFatalError(reason: "kflow test, again")  // librdkafka keeps the first
+        let deadline = monotonicSeconds() + 5
+        while producer.fatalError == nil && monotonicSeconds() < deadline { producer.poll(); usleep(10_000) }
+        #expect(producer.fatalError?.contains("kflow test") == true, "fatalError: \(producer.fatalError ?? "nil")")
+        #expect(producer.counters.fatalErrors == 1)
+        #expect(producer.counters.errors >= 1)
+        // Logged once (by librdkafka), not once per trigger or per callback.
+        #expect(lines.value.filter { $0.facility == "FATAL" }.count == 1, "\(lines.value.map(\.message))")
+        if case .refused = producer.produce(Self.payload(99)) {} else { Issue.record("produce after a fatal error was not refused") }
+        let outcome = producer.drain(timeoutMs: 0)
+        #expect(outcome.unaccounted == 0)
+        #expect(producer.counters.produced == producer.counters.delivered + producer.counters.failed)
+        #expect(producer.counters.recordsDropped == 1)
+    }
+
+    /// The broker refusing connections raises errors through the error callback: each is counted, and
+    /// logged (facility ERROR) no more than once per error code within the limiter's interval.
+    @Test func errorCallbacksAreCountedAndLoggedAtMostOncePerCode() throws {
+        let port = 39_418
+        try #require(TestBroker.nothingListens(on: port))
+        let lines = LockedValue<[KafkaProducer.LogMessage]>([])
+        let producer = try KafkaProducer(properties: [("bootstrap.servers", "127.0.0.1:\(port)"),
+                                                      ("reconnect.backoff.ms", "10"), ("reconnect.backoff.max.ms", "20")],
+                                         topic: Self.uniqueTopic(), log: { line in lines.update { $0.append(line) } })
+        producer.produce(Self.payload(1))
+        let deadline = monotonicSeconds() + 3
+        while monotonicSeconds() < deadline { producer.poll(); usleep(20_000) }
+        let logged = lines.value.filter { $0.facility == "ERROR" }
+        #expect(producer.counters.errors > 0)
+        #expect(!logged.isEmpty && UInt64(logged.count) <= producer.counters.errors)
+        // One line per error name at most (within 3 s < the 10 s interval).
+        let names = logged.map { $0.message.prefix { $0 != ":" } }
+        #expect(Set(names).count == names.count, "repeated error lines: \(logged.map(\.message))")
+        _ = producer.drain(timeoutMs: 0)
+    }
+
+    @Test func errorLogLimiterLetsOnePerCodePerIntervalAndCountsTheRest() {
+        var limiter = ErrorLogLimiter(intervalNs: 10)
+        #expect(limiter.admit(code: 1, nowNs: 100) == 0)
+        #expect(limiter.admit(code: 1, nowNs: 101) == nil)
+        #expect(limiter.admit(code: 2, nowNs: 102) == 0)  // another code has its own budget
+        #expect(limiter.admit(code: 1, nowNs: 105) == nil)
+        #expect(limiter.admit(code: 1, nowNs: 110) == 2)  // the interval passed: logged, with 2 held back
+        #expect(limiter.admit(code: 1, nowNs: 111) == nil)
+        #expect(limiter.admit(code: 1, nowNs: 200) == 1)
     }
 }
 

@@ -39,6 +39,11 @@ final class TestBroker {
         self.pid = nil
     }
 
+    /// Freezes the broker (SIGSTOP): connections stay open and requests go unanswered, an outage that
+    /// keeps its topics (a restarted memory-only Tansu loses them). `resume()` (SIGCONT) ends it.
+    func pause() { if let pid { kill(pid, SIGSTOP) } }
+    func resume() { if let pid { kill(pid, SIGCONT) } }
+
     /// True when nothing accepts connections on the port (so a test's "broker down" is real).
     static func nothingListens(on port: Int) -> Bool {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)

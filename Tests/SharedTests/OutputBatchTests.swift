@@ -3,10 +3,14 @@ import Testing
 
 /// Messages: one record each (KFlow) by default; opt-in batches of newline-separated records.
 @Suite struct OutputBatchTests {
-    /// Keeps a copy of every message it is given.
+    /// Keeps a copy of every message it is given, and the record count the sink declared for it.
     struct RecordingTransport: MessageTransport {
         var messages: [[UInt8]] = []
-        mutating func send(_ message: UnsafeRawBufferPointer) { messages.append(Array(message)) }
+        var recordCounts: [Int] = []
+        mutating func send(_ message: UnsafeRawBufferPointer, records: Int) {
+            messages.append(Array(message))
+            recordCounts.append(records)
+        }
     }
 
     static func record(_ index: Int) -> FlowRecord {
@@ -21,6 +25,7 @@ import Testing
             sink.emit(Self.record(index))
             #expect(sink.transport.messages.count == index + 1)
         }
+        #expect(sink.transport.recordCounts == [1, 1, 1, 1, 1])
         for (index, message) in sink.transport.messages.enumerated() {
             #expect(!message.contains(UInt8(ascii: "\n")))
             #expect(uint64(OutputReference.object(message)["bytes"]) == UInt64(index))
@@ -48,6 +53,8 @@ import Testing
         }
         #expect(seen == (0..<10).map(UInt64.init))
         #expect(sink.transport.messages.map { $0.split(separator: UInt8(ascii: "\n")).count } == [4, 4, 2])
+        // The producer counts losses in records from what the sink declares: it must match the lines.
+        #expect(sink.transport.recordCounts == [4, 4, 2])
     }
 
     @Test func batchesNeverExceedTheByteLimit() {

@@ -11,9 +11,11 @@ public enum WorkerCounter: Int, CaseIterable, Sendable {
     case templatesAdded, templatesReplaced, templatesExpired, templatesRejected, templateWithdrawalsIgnored
     case templatesImported
     case kafkaProduced, kafkaDelivered, kafkaDeliveryFailed, kafkaQueueFullDrops, kafkaProduceErrors
-    case outputEncodeErrors
     // gauges
     case kafkaQueueDepth, templatesActive, exportersActive
+    // Kafka outcomes in records (batch mode: several per message), purges at stop, error callbacks.
+    case kafkaRecordsProduced, kafkaRecordsDelivered, kafkaRecordsFailed, kafkaRecordsDropped
+    case kafkaPurged, kafkaErrors, kafkaFatalErrors
 
     public var isGauge: Bool {
         switch self {

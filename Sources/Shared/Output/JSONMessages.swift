@@ -1,7 +1,8 @@
 /// Where finished messages go (the Kafka producer in the worker; a counter in benchmarks and tests).
-/// The bytes are valid only during the call: a transport that keeps them must copy them.
+/// The bytes are valid only during the call: a transport that keeps them must copy them. `records` is
+/// how many records the message carries (1 unless batching), so a transport can count in records.
 public protocol MessageTransport {
-    mutating func send(_ message: UnsafeRawBufferPointer)
+    mutating func send(_ message: UnsafeRawBufferPointer, records: Int)
 }
 
 /// Builds messages from records: one record per message (KFlow's format and the default) or, opt-in,
@@ -85,7 +86,7 @@ public struct JSONFlowSink<Transport: MessageTransport>: FlowSink {
     }
 
     @inlinable mutating func sendBatch() {
-        transport.send(batch.message)
+        transport.send(batch.message, records: batch.recordCount)
         batch.clear()
     }
 }

@@ -146,6 +146,7 @@ public final class Worker {
         logger.info("worker \(options.slot) (generation \(options.generation)) receiving on \(options.socketFDs.count) socket(s)")
 
         var lastPublishNs: UInt64 = 0
+        var exitCode: Int32 = 0
         while true {
             let nowNs = Clock.monotonicNanoseconds
             segment.heartbeat(at: nowNs)
@@ -170,6 +171,13 @@ public final class Worker {
                 sink.flush()
             }
             _ = producer.poll()
+            // A fatal producer error (e.g. the idempotent producer lost its ordering guarantee) means
+            // nothing more can be delivered: stop, account for the queue, exit non-zero to be replaced.
+            if let fatal = producer.fatalError {
+                logger.critical("worker \(options.slot): fatal Kafka producer error: \(fatal); exiting to be replaced")
+                exitCode = Self.fatalProducerExitCode
+                break
+            }
             // Counters reach the master every 20 ms: fresh enough for scrapes, cheap at any packet rate.
             if nowNs &- lastPublishNs > 20_000_000 {
                 publish(local)
@@ -205,16 +213,25 @@ public final class Worker {
         segment.setState(.draining)
         publishTemplateSnapshot()
         sink.flush()
-        let remaining = producer.flush(timeoutMs: configuration.kafkaFlushTimeoutMilliseconds)
+        // After a fatal error nothing will be delivered: purge at once instead of waiting out the flush.
+        let flushMs = exitCode == 0 ? configuration.kafkaFlushTimeoutMilliseconds : 0
+        let drained = producer.drain(timeoutMs: flushMs)
+        // Published before exiting: the master carries these final figures, purges included.
         publish(local)
         publishExporters()
-        if remaining > 0 {
-            logger.error("worker \(options.slot): \(remaining) message(s) still undelivered after \(configuration.kafkaFlushTimeoutMilliseconds) ms; they are lost")
+        if drained.undeliveredAtTimeout > 0 {
+            logger.error("worker \(options.slot): \(drained.undeliveredAtTimeout) message(s) still undelivered after \(flushMs) ms; purged, counted in kflow_kafka_purged_total and kflow_kafka_delivery_failed_total")
+        }
+        if drained.unaccounted > 0 {
+            logger.error("worker \(options.slot): \(drained.unaccounted) purged message(s) got no delivery report; the master counts them in kflow_kafka_lost_in_dead_workers_total")
         }
         segment.setState(.exited)
         logger.info("worker \(options.slot) (generation \(options.generation)) stopped")
-        return 0
+        return exitCode
     }
+
+    /// The exit status of a worker whose producer hit a fatal error (the master replaces it).
+    static let fatalProducerExitCode: Int32 = 3
 
     @inline(__always)
     private func receive(_ rx: OpaquePointer, index: UInt32, nowSeconds: UInt32, counters: inout LocalCounters) {
@@ -262,6 +279,13 @@ public final class Worker {
         segment[.kafkaQueueFullDrops] = k.queueFullDrops
         segment[.kafkaProduceErrors] = k.produceErrors
         segment[.kafkaQueueDepth] = UInt64(producer.queueDepth)
+        segment[.kafkaRecordsProduced] = k.recordsProduced
+        segment[.kafkaRecordsDelivered] = k.recordsDelivered
+        segment[.kafkaRecordsFailed] = k.recordsFailed
+        segment[.kafkaRecordsDropped] = k.recordsDropped
+        segment[.kafkaPurged] = k.purged
+        segment[.kafkaErrors] = k.errors
+        segment[.kafkaFatalErrors] = k.fatalErrors
         segment[.templatesActive] = UInt64(decoder.activeTemplateCount)
         segment[.exportersActive] = UInt64(decoder.sessionCount)
         for kind in DecodeErrorKind.allCases { segment.setErrorCount(index: kind.rawValue, s.errors(kind)) }

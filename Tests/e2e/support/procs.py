@@ -172,6 +172,16 @@ class Broker:
         with socket.socket() as probe:
             return probe.connect_ex(("127.0.0.1", self.port)) == 0
 
+    def pause(self) -> None:
+        """Freezes the broker (SIGSTOP): connections stay open, requests go unanswered, and the topics
+        survive (a restarted memory-only Tansu loses them). `resume` (SIGCONT) ends the outage."""
+        assert self.process is not None, "broker not running"
+        self.process.send_signal(signal.SIGSTOP)
+
+    def resume(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(signal.SIGCONT)
+
     def stop(self, timeout: float = 5.0) -> None:
         """Kills Tansu (a memory broker has nothing to flush; killing it is the outage tests want) and waits
         until it is gone and its port is closed, so that a broker can bind the port again. Tansu is not our
