@@ -148,6 +148,7 @@ extension WorkerCounter {
         case .kafkaQueueDepth: ("kflow_kafka_queue_depth", "Messages waiting in the producers' queues.")
         case .templatesActive: ("kflow_templates_active", "Templates currently cached.")
         case .exportersActive: ("kflow_exporters_active", "Exporter sessions currently tracked.")
+        case .datagramsRejected: ("kflow_datagrams_rejected_total", "Datagrams from senders outside server.allow, dropped before decoding.")
         }
     }
 }

@@ -14,6 +14,8 @@ public enum WorkerCounter: Int, CaseIterable, Sendable {
     case outputEncodeErrors
     // gauges
     case kafkaQueueDepth, templatesActive, exportersActive
+    // counters added later (a counter's raw value is its slot in the segment: append only)
+    case datagramsRejected
 
     public var isGauge: Bool {
         switch self {
