@@ -180,6 +180,8 @@ final class Master {
             logger.info("worker \(index) started", metadata: ["pid": "\(pid)", "generation": "\(generation)"])
         } catch {
             logger.error("cannot start worker \(index): \(error)")
+            slots[index].failures += 1
+            slots[index].lastFailure = "cannot start: \(error)"
             scheduleRespawn(slot: index, failed: true)
         }
     }
@@ -195,8 +197,8 @@ final class Master {
                 slots[i].worker = nil
                 if stopping { logger.info("worker \(i) exited (\(how))"); continue }
                 let lived = Clock.monotonicNanoseconds &- worker.startedNs
-                slots[i].exits += 1
-                slots[i].lastExit = "\(how) after \(lived / 1_000_000) ms"
+                slots[i].failures += 1
+                slots[i].lastFailure = "\(how) after \(lived / 1_000_000) ms"
                 logger.warning("worker \(i) exited unexpectedly (\(how)) after \(lived / 1_000_000) ms; restarting")
                 shared.update { $0.restarts += 1 }
                 scheduleRespawn(slot: i, failed: lived < Self.quickWorkerLifeNs)
@@ -413,8 +415,8 @@ final class Master {
     /// What kept a new worker from running, for the log and STATUS.
     private static func describeStart(_ slot: WorkerSlot) -> String {
         var text = "worker \(slot.index) "
-        if slot.exits > 0 {
-            text += "exited \(slot.exits) time(s), last with \(slot.lastExit ?? "unknown status") (its log says why)"
+        if slot.failures > 0 {
+            text += "failed \(slot.failures) time(s), last: \(slot.lastFailure ?? "unknown")"
         } else if let w = slot.worker {
             text += "still \(w.segment.state) (pid \(w.pid))"
         } else {
@@ -520,9 +522,10 @@ struct WorkerSlot {
     var worker: WorkerProcess?
     var consecutiveFailures = 0
     var respawnAtNs: UInt64?
-    /// Unexpected exits of this slot's workers, and how the latest ended (for a failed reload's reason).
-    var exits = 0
-    var lastExit: String?
+    /// Unexpected exits (or failed spawns) of this slot's workers, and how the latest ended: the reason a
+    /// reload's new generation did not start.
+    var failures = 0
+    var lastFailure: String?
 
     init(index: Int) { self.index = index }
 }
