@@ -454,6 +454,9 @@ final class Master {
             }
             return slot
         }
+        // A group the reload bound for a new address goes now unless a stopping new worker still reads it
+        // (then when that worker is reaped): left bound, it would share a later group on that address.
+        groups.closeUnused(keeping: Set(slots.compactMap { $0.worker?.groupID } + retiring.map(\.groupID)))
         shared.update { $0.socketInodes = groups.all.flatMap { g in g.sockets.map(\.inode) } }
         pendingReload = nil
     }

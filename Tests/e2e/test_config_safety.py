@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import shutil
 import signal
+import socket
 import subprocess
 from pathlib import Path
 
@@ -17,7 +18,7 @@ import pytest
 from support import ipfix
 from support.ipfix import Flow
 from support.kafka import read_records
-from support.procs import kflow_bin_dir, wait_until
+from support.procs import free_port, kflow_bin_dir, wait_until
 from support.reload import reload_with, wait_reload_applied
 
 CONFIG_ERROR = 78  # sysexits EX_CONFIG
@@ -110,8 +111,9 @@ def test_a_reload_to_a_missing_ca_file_is_refused_and_the_old_generation_keeps_d
     assert len(got) == 25, f"after the refused reload expected 25 records, got {len(got)}"
 
 
+@pytest.mark.parametrize("change", ["linger", "port"])
 def test_a_reload_whose_workers_cannot_start_keeps_the_old_generation_delivering(
-        kflow_factory, broker, topic, tmp_path):
+        kflow_factory, broker, topic, tmp_path, change):
     # kflow-worker reached through a link the test can point elsewhere: a broken upgrade of the worker
     # (here a program that exits 3) is something only starting the new generation finds out.
     link = tmp_path / "kflow-worker"
@@ -125,7 +127,12 @@ def test_a_reload_whose_workers_cannot_start_keeps_the_old_generation_delivering
 
     link.unlink()
     link.symlink_to(broken)
-    reload_with(kflow, kafka__props__linger__ms=1)
+    old_port = kflow.port
+    if change == "port":
+        reload_with(kflow, server__port=free_port())
+    else:
+        reload_with(kflow, kafka__props__linger__ms=1)
+    new_port = kflow.port
     wait_until(lambda: kflow.metrics().get("kflow_reloads_total", result="failure") == 1, 15,
                what='kflow_reloads_total{result="failure"} == 1')
     metrics = kflow.metrics()
@@ -136,7 +143,13 @@ def test_a_reload_whose_workers_cannot_start_keeps_the_old_generation_delivering
     wait_until(lambda: sorted(kflow.worker_pids()) == old_workers, 5,
                what=f"only the old workers {old_workers} left")
     assert metrics.get("kflow_workers") == kflow.threads
+    if change == "port":
+        # The sockets bound for the new port are closed again: nothing of kflow's shares that port.
+        with socket.socket(socket.AF_INET6, socket.SOCK_DGRAM) as probe:
+            probe.bind(("::", new_port))
+    kflow.properties["server.port"] = old_port  # the old generation still serves the old port
     got = send_and_read(kflow, broker, topic, 22000, 30, 10)
+    kflow.properties["server.port"] = new_port
     assert len(got) == 30, f"after the abandoned reload expected 30 records from the old generation, got {len(got)}"
 
     # The worker fixed, the same reload goes through.
