@@ -22,7 +22,10 @@ final class Master {
     private var slots: [WorkerSlot] = []
     /// Workers of earlier generations that are draining (or about to be asked to).
     private var retiring: [WorkerProcess] = []
+    /// The generation new workers get: the serving one, or the one a pending reload is starting.
     private var generation: UInt64 = 1
+    /// The highest generation number handed out (an abandoned reload's number is never reused).
+    private var lastGenerationIssued: UInt64 = 1
     private var pendingReload: PendingReload?
     private var stopping = false
     private var readySent = false
@@ -41,9 +44,26 @@ final class Master {
     /// A worker exiting sooner than this after its start counts as a quick failure (crash loop).
     private static let quickWorkerLifeNs: UInt64 = 10_000_000_000
 
+    /// How long a reload's new generation has to reach `running` (every new worker running) before it is
+    /// abandoned and the old generation keeps serving.
+    private static let reloadDeadlineNs: UInt64 = 10_000_000_000
+    /// A new worker that fails this many times in a row at start cannot run: the reload is abandoned
+    /// at once rather than at its deadline.
+    private static let reloadGiveUpFailures = 3
+
     struct PendingReload {
         var deadlineNs: UInt64
         var startedNs: UInt64
+        /// What served before the reload: it keeps serving if the new generation never runs.
+        var previous: ServingGeneration
+    }
+
+    struct ServingGeneration {
+        let configuration: KflowConfiguration
+        let generation: UInt64
+        let slots: [WorkerSlot]
+        let groupID: Int
+        let socketCount: Int
     }
 
     init(configuration: KflowConfiguration, sources: ConfigurationSources, logger: Logger, workerExecutable: String) {
@@ -160,6 +180,8 @@ final class Master {
             logger.info("worker \(index) started", metadata: ["pid": "\(pid)", "generation": "\(generation)"])
         } catch {
             logger.error("cannot start worker \(index): \(error)")
+            slots[index].failures += 1
+            slots[index].lastFailure = "cannot start: \(error)"
             scheduleRespawn(slot: index, failed: true)
         }
     }
@@ -175,6 +197,8 @@ final class Master {
                 slots[i].worker = nil
                 if stopping { logger.info("worker \(i) exited (\(how))"); continue }
                 let lived = Clock.monotonicNanoseconds &- worker.startedNs
+                slots[i].failures += 1
+                slots[i].lastFailure = "\(how) after \(lived / 1_000_000) ms"
                 logger.warning("worker \(i) exited unexpectedly (\(how)) after \(lived / 1_000_000) ms; restarting")
                 shared.update { $0.restarts += 1 }
                 scheduleRespawn(slot: i, failed: lived < Self.quickWorkerLifeNs)
@@ -323,21 +347,26 @@ final class Master {
         do {
             next = try sources.load()
         } catch {
-            logger.error("reload rejected, keeping the running configuration: \(error)")
-            lastReloadText = "failed at \(wallClockText()): \(error)"
-            shared.update { $0.reloadFailures += 1; $0.lastReloadSucceeded = false }
-            notifier.status("reload failed, running the previous configuration: \(error)")
+            rejectReload(because: "\(error)", readyAfterReloading: false)
             return
         }
         notifier.reloading()
+        // A reload during a reload abandons the generation still starting; the one serving before the
+        // first stays the fallback.
+        let previous: ServingGeneration
+        if let pending = pendingReload {
+            stopWorkers(slots.compactMap(\.worker), reason: "superseded by another reload")
+            previous = pending.previous
+        } else {
+            previous = ServingGeneration(configuration: configuration, generation: generation, slots: slots,
+                                         groupID: groups.current.id, socketCount: groups.current.sockets.count)
+        }
         let workers = next.workerCount(onlineCPUs: onlineCPUs())
         do {
             _ = try groups.prepare(host: next.serverHost, port: next.serverPort, count: workers, bufferSize: next.serverBufferSize)
         } catch {
-            logger.error("reload rejected, keeping the running configuration: \(error)")
-            lastReloadText = "failed at \(wallClockText()): \(error)"
-            shared.update { $0.reloadFailures += 1; $0.lastReloadSucceeded = false }
-            notifier.ready(status: "reload failed, running the previous configuration: \(error)")
+            if pendingReload != nil { rollBack(to: previous) }
+            rejectReload(because: "\(error)", readyAfterReloading: true)
             return
         }
         if next.metricsPort != configuration.metricsPort || next.metricsHost != configuration.metricsHost {
@@ -345,22 +374,28 @@ final class Master {
         }
         configuration = next
         shared.update { $0.socketInodes = groups.all.flatMap { g in g.sockets.map(\.inode) } }
-        // The old generation keeps receiving until the new one runs; then it drains and exits.
-        for slot in slots { if let w = slot.worker { retiring.append(w) } }
-        let crashLooping = slots.map(\.consecutiveFailures)
-        generation += 1
+        // The old generation keeps receiving until the new one runs; then it drains and exits. Until
+        // then its workers wait in `retiring` (without a stop deadline) and may still be taken back.
+        if pendingReload == nil {
+            for slot in slots { if let w = slot.worker { retiring.append(w) } }
+        }
+        lastGenerationIssued += 1
+        generation = lastGenerationIssued
         slots = (0..<workers).map { WorkerSlot(index: $0) }
-        for i in slots.indices where i < crashLooping.count { slots[i].consecutiveFailures = 0 }
         for i in slots.indices { spawn(slot: i) }
         let now = Clock.monotonicNanoseconds
-        pendingReload = PendingReload(deadlineNs: now + 10_000_000_000, startedNs: now)
+        pendingReload = PendingReload(deadlineNs: now + Self.reloadDeadlineNs, startedNs: now, previous: previous)
     }
 
     private func advanceReload() {
         guard let pending = pendingReload else { return }
         let now = Clock.monotonicNanoseconds
-        guard allWorkersRunning || now > pending.deadlineNs else { return }
-        if !allWorkersRunning { logger.warning("new workers not all running after 10 s; retiring the old generation anyway") }
+        if !allWorkersRunning {
+            let hopeless = slots.contains { $0.worker == nil && $0.consecutiveFailures >= Self.reloadGiveUpFailures }
+            guard hopeless || now > pending.deadlineNs else { return }
+            abandonReload(pending, now: now)
+            return
+        }
         let deadline = now + UInt64(configuration.workerStopTimeoutMilliseconds) * 1_000_000
         for w in retiring where w.stopDeadlineNs == nil {
             w.stopDeadlineNs = deadline
@@ -371,6 +406,72 @@ final class Master {
         shared.update { $0.reloadSuccesses += 1; $0.lastReloadSucceeded = true }
         notifier.ready(status: statusLine(flowsPerSecond: 0))
         logger.info("reload complete: generation \(generation) with \(slots.count) worker(s), took \((now - pending.startedNs) / 1_000_000) ms")
+    }
+
+    /// The new generation did not reach `running`: stop it and put the old generation back in its slots.
+    private func abandonReload(_ pending: PendingReload, now: UInt64) {
+        let reason = "new workers did not start within \((now - pending.startedNs) / 1_000_000) ms: "
+            + slots.filter { $0.worker?.segment.state != .running }.map(Self.describeStart).joined(separator: "; ")
+        stopWorkers(slots.compactMap(\.worker), reason: "its reload is abandoned")
+        rollBack(to: pending.previous)
+        rejectReload(because: reason, readyAfterReloading: true)
+    }
+
+    /// What kept a new worker from running, for the log and STATUS.
+    private static func describeStart(_ slot: WorkerSlot) -> String {
+        var text = "worker \(slot.index) "
+        if slot.failures > 0 {
+            text += "failed \(slot.failures) time(s), last: \(slot.lastFailure ?? "unknown")"
+        } else if let w = slot.worker {
+            text += "still \(w.segment.state) (pid \(w.pid))"
+        } else {
+            text += "was never started"
+        }
+        return text
+    }
+
+    /// Asks `workers` to stop (drain and flush) with the stop deadline, and moves them to `retiring`.
+    private func stopWorkers(_ workers: [WorkerProcess], reason: String) {
+        let deadline = Clock.monotonicNanoseconds + UInt64(configuration.workerStopTimeoutMilliseconds) * 1_000_000
+        for w in workers {
+            logger.info("stopping worker \(w.slot) of generation \(w.generation) (pid \(w.pid)): \(reason)")
+            w.stopDeadlineNs = w.stopDeadlineNs ?? deadline
+            kill(w.pid, SIGTERM)
+            if !retiring.contains(where: { $0 === w }) { retiring.append(w) }
+        }
+        for i in slots.indices { slots[i].worker = nil }
+    }
+
+    /// The serving generation back in its slots, with its configuration and sockets; a worker of it
+    /// that exited meanwhile is started again (with the old configuration).
+    private func rollBack(to previous: ServingGeneration) {
+        configuration = previous.configuration
+        generation = previous.generation
+        groups.reinstate(id: previous.groupID, socketCount: previous.socketCount)
+        let now = Clock.monotonicNanoseconds
+        slots = previous.slots.map { old in
+            var slot = old
+            if let w = old.worker, let r = retiring.firstIndex(where: { $0 === w }) {
+                retiring.remove(at: r)
+            } else if old.worker != nil {
+                slot.worker = nil
+                slot.respawnAtNs = now
+            }
+            return slot
+        }
+        // A group the reload bound for a new address goes now unless a stopping new worker still reads it
+        // (then when that worker is reaped): left bound, it would share a later group on that address.
+        groups.closeUnused(keeping: Set(slots.compactMap { $0.worker?.groupID } + retiring.map(\.groupID)))
+        shared.update { $0.socketInodes = groups.all.flatMap { g in g.sockets.map(\.inode) } }
+        pendingReload = nil
+    }
+
+    private func rejectReload(because reason: String, readyAfterReloading: Bool) {
+        logger.error("reload rejected, keeping the running configuration: \(reason)")
+        lastReloadText = "failed at \(wallClockText()): \(reason)"
+        shared.update { $0.reloadFailures += 1; $0.lastReloadSucceeded = false }
+        let status = "reload failed, running the previous configuration: \(reason)"
+        if readyAfterReloading { notifier.ready(status: status) } else { notifier.status(status) }
     }
 
     // MARK: - Shutdown
@@ -429,6 +530,10 @@ struct WorkerSlot {
     var worker: WorkerProcess?
     var consecutiveFailures = 0
     var respawnAtNs: UInt64?
+    /// Unexpected exits (or failed spawns) of this slot's workers, and how the latest ended: the reason a
+    /// reload's new generation did not start.
+    var failures = 0
+    var lastFailure: String?
 
     init(index: Int) { self.index = index }
 }
@@ -470,6 +575,19 @@ struct SocketGroups {
         }
         all[all.count - 1] = group
         return group
+    }
+
+    /// Makes group `id` current again with its first `socketCount` sockets, after a reload that is
+    /// abandoned: sockets the reload added are closed here (their kernel queue goes with the last copy,
+    /// held by a stopping new worker), or they would take a share of the traffic nobody reads.
+    mutating func reinstate(id: Int, socketCount: Int) {
+        guard let index = all.firstIndex(where: { $0.id == id }) else { return }
+        var group = all.remove(at: index)
+        if group.sockets.count > socketCount {
+            group.sockets[socketCount...].forEach { $0.close() }
+            group.sockets.removeLast(group.sockets.count - socketCount)
+        }
+        all.append(group)
     }
 
     /// Closes the master's copies of groups no worker uses any more (never the current one).

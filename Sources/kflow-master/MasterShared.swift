@@ -199,6 +199,7 @@ extension WorkerCounter {
         case .kafkaPurged: ("kflow_kafka_purged_total", "Messages still undelivered when a worker stopped (kafka.flush.timeout.ms passed, or a fatal producer error), purged; included in kflow_kafka_delivery_failed_total.")
         case .kafkaErrors: ("kflow_kafka_errors_total", "Errors librdkafka reported (broker down, authentication, all brokers down, ...); logged at most once per error code per 10 s.")
         case .kafkaFatalErrors: ("kflow_kafka_fatal_errors_total", "Fatal producer errors; the worker drains, exits and is replaced.")
+        case .datagramsRejected: ("kflow_datagrams_rejected_total", "Datagrams from senders outside server.allow, dropped before decoding.")
         }
     }
 }

@@ -30,6 +30,13 @@ import Testing
         ("log.level", "verbose", "is not one of debug, info, notice, warning, error"),
         ("kafka.props.compression.type", "zip", "is refused by librdkafka"),
         ("kafka.props.no.such.property", "1", "is refused by librdkafka"),
+        ("kafka.props.plugin.library.paths", "/tmp/x.so", "is refused: this property loads shared libraries"),
+        ("kafka.props.ssl.engine.location", "/tmp/engine.so", "is refused: this property loads an OpenSSL engine"),
+        ("kafka.props.ssl.providers", "legacy", "is refused: this property loads OpenSSL provider modules"),
+        ("kafka.props.sasl.kerberos.kinit.cmd", "touch /tmp/x", "is refused: this property is a shell command"),
+        ("server.allow", "10.0.0.1/8", "has entry '10.0.0.1/8' that is not a CIDR block: its address has bits set beyond the /8 prefix (did you mean 10.0.0.0/8?)"),
+        ("server.allow", "10.0.0.0/8,example.net", "has entry 'example.net' that is not a CIDR block: 'example.net' is not an IPv4 or IPv6 address"),
+        ("server.allow", "2001:db8::/129", "has entry '2001:db8::/129' that is not a CIDR block: '/129' is not a prefix length from 0 to 128"),
     ]
 
     @Test(arguments: refusals)
@@ -148,5 +155,82 @@ import Testing
     @Test func javaTruststoreSettingsAreStillRefusedBecauseTLSWithoutThemWouldBeUnsafe() throws {
         let issues = loadIssues(testSources(commandLine: [try .define("app.kafka.props.ssl.truststore.location=/etc/ssl/kafka.jks")]))
         #expect(issues.contains { $0.key == "kafka.props.ssl.truststore.location" }, "issues: \(issues)")
+    }
+
+    /// Each property is valid alone; only building the producer finds that they cannot work together.
+    @Test func combinationRefusedByLibrdkafkaNamesTheKeys() throws {
+        let file = try TemporaryPropertiesFile("""
+            kafka.props.security.protocol=sasl_ssl
+            kafka.props.sasl.mechanisms=PLAIN
+            kafka.props.enable.idempotence=true
+            kafka.props.acks=1
+
+            """)
+        let issues = loadIssues(testSources(file: file.path))
+        #expect(issues.count == 1, "\(issues)")
+        let text = issues.first?.description ?? ""
+        #expect(text.contains("acks") && text.contains("enable.idempotence"), "got: \(text)")
+    }
+
+    @Test func missingCertificateFileIsFoundAtLoad() throws {
+        let file = try TemporaryPropertiesFile("kafka.props.security.protocol=ssl\nkafka.props.ssl.ca.location=/nonexistent/ca.pem\n")
+        let issues = loadIssues(testSources(file: file.path))
+        #expect(issues.count == 1, "\(issues)")
+        let text = issues.first?.description ?? ""
+        #expect(text.hasPrefix("kafka.props.ssl.ca.location: '/nonexistent/ca.pem' is refused by librdkafka with the other kafka.props.* settings: ssl.ca.location failed"), "got: \(text)")
+        #expect(text.contains("No such file or directory"), "librdkafka's log line is not in the message: \(text)")
+        #expect(text.hasSuffix("(from \(file.path) line 2)"), "got: \(text)")
+    }
+
+    @Test func refusedPropertyIsRefusedWhateverItsLayer() {
+        let issues = loadIssues(testSources(environment: ["KFLOW_KAFKA_PROPS_PLUGIN_LIBRARY_PATHS": "/tmp/x.so"]))
+        #expect(issues.map(\.description) == [
+            "kafka.props.plugin.library.paths: '/tmp/x.so' is refused: this property loads shared libraries (librdkafka plugins) into kflow, which kflow does not allow from a configuration (from environment KFLOW_KAFKA_PROPS_PLUGIN_LIBRARY_PATHS)",
+        ])
+    }
+
+    @Test func workerRefusesCodeLoadingPropertiesToo() {
+        #expect(throws: KafkaError.refusedProperty(name: "plugin.library.paths", reason: KafkaConfiguration.refusedProperties["plugin.library.paths"] ?? "")) {
+            try KafkaProducer(properties: [(name: "plugin.library.paths", value: "/tmp/x.so")], topic: "t")
+        }
+    }
+
+    @Test func serverAllowRoundTripsThroughTheWorkerText() throws {
+        let file = try TemporaryPropertiesFile("server.allow= 192.0.2.0/24 , ::ffff:198.51.100.7, 2001:db8::/32\n")
+        let configuration = try testSources(file: file.path).load()
+        #expect(configuration.serverAllow.description == "192.0.2.0/24,198.51.100.7/32,2001:db8::/32")
+        #expect(try KflowConfiguration.parse(workerText: configuration.workerText()).serverAllow == configuration.serverAllow)
+    }
+}
+
+@Suite struct AddressAllowListTests {
+    private func address(_ text: String) -> IPAddress {
+        let prefix = try? AddressPrefix(parsing: text)
+        return prefix.map { IPAddress(high: $0.high, low: $0.low, family: $0.family) } ?? .none
+    }
+
+    @Test func emptyListAllowsEveryone() throws {
+        let list = try AddressAllowList(parsing: " , ")
+        #expect(list.prefixes.isEmpty)
+        #expect(list.allows(address("203.0.113.9")) && list.allows(address("2001:db8::1")))
+    }
+
+    @Test(arguments: [
+        ("127.0.0.1/32", "127.0.0.1", true), ("127.0.0.1/32", "127.0.0.2", false),
+        ("10.0.0.0/8", "10.255.1.2", true), ("10.0.0.0/8", "11.0.0.0", false),
+        ("0.0.0.0/0", "198.51.100.1", true), ("0.0.0.0/0", "2001:db8::1", false),
+        ("2001:db8::/32", "2001:db8:ffff::1", true), ("2001:db8::/32", "2001:db9::1", false),
+        ("2001:db8:0:0:8000::/65", "2001:db8::8000:0:0:1", true), ("2001:db8:0:0:8000::/65", "2001:db8::1", false),
+        ("::/0", "::1", true), ("::/0", "192.0.2.1", false),
+        ("::ffff:192.0.2.0/120", "192.0.2.77", true), ("192.0.2.5", "192.0.2.5", true), ("192.0.2.5", "192.0.2.6", false),
+    ])
+    func matches(block: String, sender: String, allowed: Bool) throws {
+        let list = try AddressAllowList(parsing: block)
+        #expect(list.allows(address(sender)) == allowed, "\(block) vs \(sender)")
+    }
+
+    @Test(arguments: ["10.0.0.0/33", "10.0.0.0/-1", "10.0.0.0/", "10.0.0/8", "fe80::1%eth0", "/8", "10.0.0.0/8/8", "192.0.2.1/24"])
+    func refusesMalformedBlocks(text: String) {
+        #expect(throws: AddressPrefix.ParseError.self) { try AddressAllowList(parsing: text) }
     }
 }

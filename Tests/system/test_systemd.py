@@ -36,7 +36,9 @@ TEST_WATCHDOG_SECONDS = 6
 # Paths an installed package may touch that the purge check ignores: dpkg's and systemd's own state,
 # logs and caches, runtime and temporary directories.
 VOLATILE_PREFIXES = ("/var/lib/dpkg/", "/var/log/", "/var/cache/", "/var/tmp/", "/tmp/",
-                     "/run/", "/proc/", "/sys/", "/dev/", "/etc/ld.so.cache")
+                     "/run/", "/proc/", "/sys/", "/dev/", "/etc/ld.so.cache",
+                     # the group database's backups, written when postinst adds group kflow-config
+                     "/etc/group-", "/etc/gshadow-")
 
 
 def find_deb() -> Path:
@@ -185,6 +187,21 @@ def test_install_enables_and_starts_the_service(guest: Guest, deb: Path):
     assert guest.run(["systemctl", "is-enabled", UNIT], check=False).stdout.strip() == "enabled"
     # The package's own start (deb-systemd-invoke) must have brought it up.
     wait_active(guest)
+
+
+def test_the_configuration_is_readable_by_the_service_alone(guest: Guest):
+    # It may hold Kafka passwords: root and the service's group, nobody else.
+    mode = guest.run(["stat", "-c", "%a %U %G", "/etc/kflow/kflow.properties"]).stdout.split()
+    assert mode == ["640", "root", "kflow-config"], f"/etc/kflow/kflow.properties is {mode}"
+    # ... and the service reads it: --check-config (ExecStartPre) and the master both fail on an
+    # unreadable --config file, so a restart that comes up active proves it; the master runs with the group.
+    guest.run(["systemctl", "restart", UNIT], timeout=60)
+    wait_active(guest)
+    status = guest.run(["cat", f"/proc/{main_pid(guest)}/status"]).stdout
+    gid = re.search(r"^Gid:\s+(\d+)", status, re.M)
+    config_gid = guest.run(["getent", "group", "kflow-config"]).stdout.split(":")[2]
+    assert gid and gid.group(1) == config_gid, f"master's Gid vs kflow-config's {config_gid}:\n{status}"
+    assert "cannot read" not in journal(guest)
 
 
 def test_start_returns_after_ready_with_workers_running(guest: Guest):
@@ -336,5 +353,6 @@ def test_purge_leaves_no_file_user_or_unit_behind(guest: Guest):
     load_state = unit_properties(guest, "LoadState")["LoadState"]
     assert load_state == "not-found", f"{UNIT} is still known to systemd: LoadState={load_state}"
     assert guest.run(["getent", "passwd", "kflow"], check=False).stdout == ""
+    assert guest.run(["getent", "group", "kflow-config"], check=False).stdout == ""
     left = file_inventory(guest) - state["before_install"]
     assert not left, f"files left after purge: {sorted(left)}"

@@ -49,7 +49,8 @@ struct Resolver {
             workerStopTimeoutMilliseconds: integer(.workerStopTimeout, in: 100...86_400_000),
             logLevel: value(.logLevel, problem: "is not one of debug, info, notice, warning, error") {
                 KflowConfiguration.LogLevel(rawValue: $0.lowercased())
-            }
+            },
+            serverAllow: allowList(.serverAllow)
         )
         guard issues.isEmpty else { return nil }
         configuration.sources = sources
@@ -78,6 +79,19 @@ struct Resolver {
 
     private mutating func integer(_ key: ConfigurationKey, in range: ClosedRange<Int>) -> Int {
         value(key, problem: "is not a whole number from \(range.lowerBound) to \(range.upperBound)") { Self.integer($0, in: range) }
+    }
+
+    /// A comma-separated list of CIDR blocks; the issue names the entry that is not one.
+    private mutating func allowList(_ key: ConfigurationKey) -> AddressAllowList {
+        guard let found = lookup.find(key.rawValue) else { return .everyone }
+        do throws(AddressPrefix.ParseError) {
+            let list = try AddressAllowList(parsing: found.value)
+            sources[key.rawValue] = found.source
+            return list
+        } catch {
+            issues.append(Issue(key: key.rawValue, value: found.value, problem: error.problem, source: found.source))
+            return .everyone
+        }
     }
 
     private static func integer(_ text: String, in range: ClosedRange<Int>) -> Int? {
@@ -139,15 +153,55 @@ struct Resolver {
             (-lhs.entry.layerIndex, lhs.entry.position, lhs.key) < (-rhs.entry.layerIndex, rhs.entry.position, rhs.key)
         }
         let properties = found.map { (key: String($0.key.dropFirst(prefix.count)), value: $0.entry.value) }
-        if checkingWithLibrdkafka {
-            for (index, message) in Self.librdkafkaRejections(properties) {
-                let key = found[index].key
-                issues.append(Issue(
-                    key: key, value: SecretKeys.masked(found[index].entry.value, forKey: key),
-                    problem: "is refused by librdkafka: \(message)", source: found[index].entry.source))
+        var refused = false
+        for (index, property) in properties.enumerated() {
+            guard let reason = KafkaConfiguration.refusal(of: property.key) else { continue }
+            refused = true
+            issues.append(Issue(
+                key: found[index].key, value: SecretKeys.masked(found[index].entry.value, forKey: found[index].key),
+                problem: "is refused: this property \(reason), which kflow does not allow from a configuration",
+                source: found[index].entry.source))
+        }
+        guard checkingWithLibrdkafka, !refused else { return properties }
+        let rejections = Self.librdkafkaRejections(properties)
+        for (index, message) in rejections {
+            let key = found[index].key
+            issues.append(Issue(
+                key: key, value: SecretKeys.masked(found[index].entry.value, forKey: key),
+                problem: "is refused by librdkafka: \(message)", source: found[index].entry.source))
+        }
+        // Each property is fine alone: now the whole configuration, as a worker's producer would get it.
+        if rejections.isEmpty {
+            do throws(KafkaError) {
+                try KafkaConfiguration.verify(properties: properties.map { (name: $0.key, value: $0.value) })
+            } catch {
+                issues.append(Self.combinationIssue(error, found: found))
             }
         }
         return properties
+    }
+
+    /// The issue for a configuration librdkafka refuses as a whole, attributed to the property its
+    /// message names (librdkafka's messages start with the property, e.g. "ssl.ca.location failed: ...").
+    private static func combinationIssue(_ error: KafkaError, found: [(key: String, entry: LayeredLookup.Found)]) -> Issue {
+        let message: String
+        switch error {
+        case .producerCreationFailed(let text), .invalidProperty(_, let text), .topicCreationFailed(_, let text): message = text
+        case .refusedProperty(_, let reason): message = reason
+        }
+        let prefix = ConfigurationKey.kafkaPropsPrefix
+        // The longest name that the message mentions, so "ssl.key.location" wins over "ssl.key".
+        let named = found.filter { message.contains(String($0.key.dropFirst(prefix.count))) }
+            .max { $0.key.count < $1.key.count }
+        if let named {
+            return Issue(
+                key: named.key, value: SecretKeys.masked(named.entry.value, forKey: named.key),
+                problem: "is refused by librdkafka with the other kafka.props.* settings: \(message)",
+                source: named.entry.source)
+        }
+        return Issue(
+            key: "kafka.props.*", value: nil,
+            problem: "together are refused by librdkafka: \(message)", source: found.last?.entry.source ?? .builtInDefault)
     }
 
     /// librdkafka's verdict on each property (name known, value well-formed), set in order on a scratch

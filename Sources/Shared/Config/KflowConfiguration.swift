@@ -55,6 +55,8 @@ public struct KflowConfiguration: Sendable {
     public var workerHeartbeatTimeoutMilliseconds: Int
     public var workerStopTimeoutMilliseconds: Int
     public var logLevel: LogLevel
+    /// Senders whose datagrams are decoded; empty = all (see `AddressAllowList`).
+    public var serverAllow: AddressAllowList
 
     /// Where each effective key's value came from; not part of equality (the same settings from a
     /// different layer are the same configuration).
@@ -107,6 +109,7 @@ enum ConfigurationKey: String, CaseIterable {
     case workerHeartbeatTimeout = "worker.heartbeat.timeout.ms"
     case workerStopTimeout = "worker.stop.timeout.ms"
     case logLevel = "log.level"
+    case serverAllow = "server.allow"
 
     static let kafkaPropsPrefix = "kafka.props."
 
@@ -156,6 +159,7 @@ extension KflowConfiguration {
         case .workerHeartbeatTimeout: String(workerHeartbeatTimeoutMilliseconds)
         case .workerStopTimeout: String(workerStopTimeoutMilliseconds)
         case .logLevel: logLevel.rawValue
+        case .serverAllow: serverAllow.description
         }
     }
 

@@ -63,5 +63,10 @@ worker.stop.timeout.ms=15000
 
 # debug, info, notice, warning or error.
 log.level=info
+
+# Senders whose datagrams are decoded: comma-separated CIDR blocks, IPv4 and IPv6 (e.g.
+# 192.0.2.0/24,2001:db8::/32; a bare address is one host). Empty = every sender. Datagrams from
+# anyone else are dropped before decoding and counted in kflow_datagrams_rejected_total.
+server.allow=
 """#
 }

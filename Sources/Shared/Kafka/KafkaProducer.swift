@@ -82,17 +82,9 @@ public final class KafkaProducer {
         let events = ProducerEvents(log: log)
         self.events = events
 
-        guard let configuration = rd_kafka_conf_new() else {
-            throw .producerCreationFailed(message: "rd_kafka_conf_new returned no configuration")
-        }
-        var errorText = [CChar](repeating: 0, count: Librdkafka.errorTextCapacity)
         // Ours last, so a property from the configuration cannot undo what the callbacks rely on.
-        for (name, value) in properties + [("log.queue", "true")] {
-            if rd_kafka_conf_set(configuration, name, value, &errorText, errorText.count) != RD_KAFKA_CONF_OK {
-                rd_kafka_conf_destroy(configuration)
-                throw .invalidProperty(name: name, message: Self.text(errorText))
-            }
-        }
+        let configuration = try KafkaConfiguration.make(properties: properties + [("log.queue", "true")])
+        var errorText = [CChar](repeating: 0, count: Librdkafka.errorTextCapacity)
         rd_kafka_conf_set_opaque(configuration, Unmanaged.passUnretained(events).toOpaque())
         rd_kafka_conf_set_dr_msg_cb(configuration, kafkaDeliveryReport)
         rd_kafka_conf_set_error_cb(configuration, kafkaError)

@@ -18,4 +18,9 @@ enum Librdkafka {
     static let purgeQueuedAndInFlight: Int32 = 0x1 | 0x2
     /// Size of the error text buffers librdkafka fills (its own examples use 512).
     static let errorTextCapacity = 512
+
+    /// The NUL-terminated text librdkafka wrote into `buffer`.
+    static func text(_ buffer: [CChar]) -> String {
+        String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+    }
 }

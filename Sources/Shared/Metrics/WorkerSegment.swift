@@ -16,6 +16,8 @@ public enum WorkerCounter: Int, CaseIterable, Sendable {
     // Kafka outcomes in records (batch mode: several per message), purges at stop, error callbacks.
     case kafkaRecordsProduced, kafkaRecordsDelivered, kafkaRecordsFailed, kafkaRecordsDropped
     case kafkaPurged, kafkaErrors, kafkaFatalErrors
+    // counters added later (a counter's raw value is its slot in the segment: append only)
+    case datagramsRejected
 
     public var isGauge: Bool {
         switch self {

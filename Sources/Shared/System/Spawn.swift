@@ -33,10 +33,26 @@ public enum Spawn {
 
         let argv = ([executable] + arguments).map { strdup($0) } + [nil]
         defer { argv.forEach { free($0) } }
+        let envp = childEnvironment().map { strdup($0) } + [nil]
+        defer { envp.forEach { free($0) } }
         var pid: pid_t = 0
-        let rc = posix_spawn(&pid, executable, &actions, &attributes, argv, environ)
+        let rc = posix_spawn(&pid, executable, &actions, &attributes, argv, envp)
         guard rc == 0 else { throw SystemError("posix_spawn(\(executable))", code: rc) }
         return pid
+    }
+
+    /// This process's environment without the `KFLOW_*` variables: they are settings (and may carry
+    /// secrets such as KFLOW_KAFKA_PROPS_SASL_PASSWORD), which a worker gets through its configuration
+    /// pipe only, so they never sit in a worker's /proc/PID/environ or reach what a worker might run.
+    static func childEnvironment() -> [String] {
+        var entries: [String] = []
+        var cursor = environ
+        while let entry = cursor.pointee {
+            let text = String(cString: entry)
+            if !text.hasPrefix(ConfigurationSources.environmentPrefix) { entries.append(text) }
+            cursor += 1
+        }
+        return entries
     }
 
     /// The directory holding this process's executable (from /proc/self/exe).

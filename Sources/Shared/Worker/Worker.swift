@@ -69,6 +69,7 @@ public final class Worker {
     private let decoder: FlowDecoder
     private var sink: JSONFlowSink<KafkaProducer>
     private let signals: SignalWaiter
+    private let allowList: AddressAllowList
     private let templateExchange: TemplateExchange?
     /// Predecessors' exchanges, read during the first seconds of life, with the sequence last imported.
     private var templateSources: [(exchange: TemplateExchange, importedSequence: UInt64?)]
@@ -89,6 +90,7 @@ public final class Worker {
         do { configuration = try KflowConfiguration.parse(workerText: text) } catch {
             throw .configuration("\(error)")
         }
+        allowList = configuration.serverAllow
         do {
             producer = try KafkaProducer(
                 properties: configuration.kafkaProperties.map { (name: $0.key, value: $0.value) },
@@ -245,6 +247,10 @@ public final class Worker {
             return
         }
         let (address, port) = IPAddress.fromSocketAddress(kflow_rx_batch_source(rx, index))
+        guard allowList.allows(address) else {
+            counters.rejected &+= 1
+            return
+        }
         decoder.decode(UnsafeRawBufferPointer(start: data, count: length),
                        from: ExporterAddress(address: address, port: port), nowSeconds: nowSeconds, into: &sink)
     }
@@ -255,6 +261,8 @@ public final class Worker {
         var bytes: UInt64 = 0
         var truncated: UInt64 = 0
         var receiveErrors: UInt64 = 0
+        /// Datagrams from senders outside `server.allow`.
+        var rejected: UInt64 = 0
     }
 
     private func publish(_ local: LocalCounters) {
@@ -264,6 +272,7 @@ public final class Worker {
         segment[.datagramBytesReceived] = local.bytes
         segment[.datagramsTruncated] = local.truncated
         segment[.receiveErrors] = local.receiveErrors
+        segment[.datagramsRejected] = local.rejected
         segment[.flowsDecoded] = s.flowRecords
         segment[.optionsRecords] = s.optionsRecords
         segment[.unknownTemplateSets] = s.setsWithUnknownTemplate
