@@ -3,6 +3,8 @@ endless headers must neither kill the master (and with it the workers) nor keep 
 
 from __future__ import annotations
 
+import os
+import resource
 import select
 import socket
 import struct
@@ -161,3 +163,24 @@ def test_oversized_request_is_answered_431(kflow):
     sock.close()
     assert answer.startswith(b"HTTP/1.1 431 "), f"answered {answer[:80]!r}"
     assert connection_results(kflow).get("too_large", 0) == 1
+
+
+def test_out_of_descriptors_pauses_accepting_and_recovers(kflow):
+    """accept(2) failing with EMFILE (the master's descriptor limit lowered to what it has open, plus two)
+    is counted and retried; once descriptors are available again /metrics answers as before."""
+    pid = kflow.process.pid
+    original = resource.prlimit(pid, resource.RLIMIT_NOFILE)
+    held = []
+    try:
+        resource.prlimit(pid, resource.RLIMIT_NOFILE, (len(os.listdir(f"/proc/{pid}/fd")) + 2, original[1]))
+        held = [connect(kflow.metrics_port) for _ in range(6)]  # two accepted, the rest meet EMFILE
+        time.sleep(0.5)
+    finally:
+        resource.prlimit(pid, resource.RLIMIT_NOFILE, original)
+    for sock in held:
+        sock.close()
+    elapsed, status = timed_scrape(kflow.metrics_port)
+    assert status == 200 and elapsed < 1.0, f"/metrics answered {status} after {elapsed:.2f} s once descriptors were back"
+    errors = kflow.metrics().get("kflow_metrics_http_accept_errors_total")
+    assert errors and errors >= 1, f"accept errors counted: {errors}"
+    assert kflow.process.poll() is None
