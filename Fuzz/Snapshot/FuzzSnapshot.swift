@@ -7,12 +7,35 @@ import Glibc
 #endif
 
 /// libFuzzer target: `importTemplateSnapshot` on arbitrary bytes (the snapshot a worker takes over from
-/// its predecessor through shared memory). Whatever it accepts must survive its own round trip.
+/// its predecessor through shared memory), as given and again with the header's body length and checksum
+/// made right, so mutations reach the entries behind the checksum. Whatever it accepts must survive its own
+/// round trip.
 @_cdecl("LLVMFuzzerTestOneInput")
 public func fuzzSnapshot(_ data: UnsafePointer<UInt8>?, _ size: Int) -> Int32 {
+    let input = UnsafeRawBufferPointer(start: data, count: size)
+    importAndRoundTrip(input)
+    if size >= 20 {
+        var fixed = Array(input)
+        sealSnapshotHeader(&fixed)
+        fixed.withUnsafeBytes { importAndRoundTrip($0) }
+    }
+    return 0
+}
+
+/// Body length (octets 8-11) and FNV-1a 64 of the body (octets 12-19), as Templates/TemplateSnapshot.swift
+/// lays out the header.
+func sealSnapshotHeader(_ bytes: inout [UInt8]) {
+    let body = bytes.count - 20
+    for i in 0..<4 { bytes[8 + i] = UInt8(truncatingIfNeeded: body >> (24 - 8 * i)) }
+    var hash: UInt64 = 0xCBF2_9CE4_8422_2325
+    for byte in bytes[20...] { hash = (hash ^ UInt64(byte)) &* 0x0000_0100_0000_01B3 }
+    for i in 0..<8 { bytes[12 + i] = UInt8(truncatingIfNeeded: hash >> (56 - 8 * UInt64(i))) }
+}
+
+func importAndRoundTrip(_ bytes: UnsafeRawBufferPointer) {
     let now: UInt32 = 1_700_000_000
     let decoder = FlowDecoder(configuration: .init(maxTemplatesPerSession: 64, maxTemplatesTotal: 256, maxSessions: 8))
-    decoder.importTemplateSnapshot(UnsafeRawBufferPointer(start: data, count: size), nowSeconds: now)
+    decoder.importTemplateSnapshot(bytes, nowSeconds: now)
     var snapshot: [UInt8] = []
     decoder.writeTemplateSnapshot(into: &snapshot)
     let copy = FlowDecoder()
@@ -20,7 +43,6 @@ public func fuzzSnapshot(_ data: UnsafePointer<UInt8>?, _ size: Int) -> Int32 {
     if let error = copy.lastTemplateSnapshotError {
         fatalError("re-import of an accepted snapshot (\(decoder.activeTemplateCount) templates) failed: \(error)")
     }
-    return 0
 }
 
 /// With KFLOW_FUZZ_SEEDS_FROM (the decoder target's corpus) and KFLOW_FUZZ_SEEDS_OUT set, writes the
