@@ -7,13 +7,26 @@ import Glibc
 #endif
 
 /// libFuzzer target: the `.properties` parser, then the whole configuration load and validation of that
-/// text (the worker's configuration path: every key, every value check). A configuration it accepts must
-/// print back to a text that loads to the same configuration.
+/// text twice: as the master's configuration file (layered over the defaults, Kafka properties checked by
+/// librdkafka) and as the text a master hands its worker. A configuration either accepts must print
+/// (`workerText()`) to a text the worker loads to the same configuration.
 @_cdecl("LLVMFuzzerTestOneInput")
 public func fuzzProperties(_ data: UnsafePointer<UInt8>?, _ size: Int) -> Int32 {
-    let text = String(decoding: UnsafeRawBufferPointer(start: data, count: size), as: UTF8.self)
+    let bytes = UnsafeRawBufferPointer(start: data, count: size)
+    let text = String(decoding: bytes, as: UTF8.self)
     _ = try? PropertiesFormat.parse(text)
-    guard let configuration = try? KflowConfiguration.parse(workerText: text) else { return 0 }
+    FuzzFiles.write(Array(bytes), to: configurationFile)
+    let sources = ConfigurationSources(file: .required(path: configurationFile, namedBy: .commandLine(argument: "-c")),
+                                       environment: [:], commandLine: [])
+    if let configuration = try? sources.load() { checkWorkerTextRoundTrip(configuration) }
+    if let configuration = try? KflowConfiguration.parse(workerText: text) { checkWorkerTextRoundTrip(configuration) }
+    return 0
+}
+
+/// The file the master's load reads, one per fuzzing process, in memory.
+let configurationFile = "/dev/shm/kflow-fuzz-properties-\(getpid()).properties"
+
+func checkWorkerTextRoundTrip(_ configuration: KflowConfiguration) {
     let printed = configuration.workerText()
     do {
         let again = try KflowConfiguration.parse(workerText: printed)
@@ -21,7 +34,6 @@ public func fuzzProperties(_ data: UnsafePointer<UInt8>?, _ size: Int) -> Int32 
     } catch {
         fatalError("accepted configuration prints a text that does not load: \(error)\n\(printed)")
     }
-    return 0
 }
 
 /// With KFLOW_FUZZ_SEEDS_OUT set, writes the reference configuration (every setting with its default)
