@@ -40,6 +40,7 @@ func checkWorkerTextRoundTrip(_ configuration: KflowConfiguration) {
 /// and the worker text it loads to as seeds, then exits.
 @_cdecl("LLVMFuzzerInitialize")
 public func initializePropertiesFuzzer(_ argc: UnsafeMutablePointer<Int32>?, _ argv: UnsafeMutableRawPointer?) -> Int32 {
+    atexit { _ = unlink(configurationFile) }
     guard let out = FuzzFiles.environment("KFLOW_FUZZ_SEEDS_OUT") else { return 0 }
     FuzzFiles.write(Array(ReferenceConfiguration.text.utf8), to: out + "/reference.properties")
     if let configuration = try? KflowConfiguration.parse(workerText: ReferenceConfiguration.text) {
