@@ -45,3 +45,18 @@ let package = Package(
         .testTarget(name: "SharedTests", dependencies: ["Shared"]),
     ]
 )
+
+// libFuzzer targets (`make fuzz`, `make fuzz-smoke`; docs/TESTING.md). Declared only when KFLOW_FUZZ=1, so
+// `swift build` and `swift test` never see them: each needs `-sanitize=fuzzer` (libFuzzer). SwiftPM aliases
+// an executable's `main` to `<module>_main`; each target defines that and runs libFuzzer's driver
+// (Fuzz/Driver).
+if Context.environment["KFLOW_FUZZ"] == "1" {
+    package.targets.append(.target(name: "CFuzzDriver", path: "Fuzz/Driver"))
+    package.targets.append(.target(name: "FuzzSupport", dependencies: ["Shared"], path: "Fuzz/Support"))
+    for (name, path) in [("kflow-fuzz-decoder", "Fuzz/Decoder"), ("kflow-fuzz-snapshot", "Fuzz/Snapshot"),
+                         ("kflow-fuzz-properties", "Fuzz/Properties")] {
+        package.targets.append(.executableTarget(
+            name: name, dependencies: ["Shared", "FuzzSupport", "CFuzzDriver"], path: path,
+            swiftSettings: [.unsafeFlags(["-parse-as-library"])]))
+    }
+}

@@ -85,9 +85,10 @@ final class Master {
         }
         shared.update { $0.socketInodes = groups.all.flatMap { g in g.sockets.map(\.inode) } }
         if configuration.metricsPort != 0 {
-            let server = try MetricsHTTPServer(host: configuration.metricsHost, port: configuration.metricsPort) { [shared] path in
-                shared.respond(path: path)
-            }
+            let server = try MetricsHTTPServer(
+                host: configuration.metricsHost, port: configuration.metricsPort, logger: logger,
+                handler: { [shared] path in shared.respond(path: path) },
+                observe: { [shared] outcome in shared.update { $0.metricsConnections[outcome.rawValue] &+= 1 } })
             server.start()
             logger.info("metrics on http://[\(configuration.metricsHost)]:\(configuration.metricsPort)/metrics")
         }

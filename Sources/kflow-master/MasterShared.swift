@@ -18,6 +18,8 @@ final class MasterShared: Sendable {
         var healthy = false
         /// Messages (and their records) that finished workers left without a delivery outcome.
         var lostInDeadWorkers = Unsent()
+        /// Metrics HTTP connections by how they ended (`MetricsHTTPServer.Outcome.rawValue`).
+        var metricsConnections = [UInt64](repeating: 0, count: MetricsHTTPServer.Outcome.allCases.count)
 
         /// Adds a finished worker's final counters to the carried totals (gauges are not carried), and
         /// what it left unsent to `lostInDeadWorkers`; returns that.
@@ -103,7 +105,10 @@ final class MasterShared: Sendable {
     }
 
     func renderMetrics() -> String {
-        state.withLock { s in
+        // /proc is read outside the lock: the supervision loop never waits on the kernel for a scrape.
+        let inodes = state.withLock { $0.socketInodes }
+        let kernel = ProcNetUDP.read(inodes: Set(inodes))
+        return state.withLock { s in
             var out = PrometheusText()
             func total(_ c: WorkerCounter) -> UInt64 {
                 (c.isGauge ? 0 : s.carriedCounters[c.rawValue]) &+ s.live.reduce(0) { $0 &+ $1[c] }
@@ -151,7 +156,11 @@ final class MasterShared: Sendable {
             out.add("kflow_reloads_total", .counter, help: "", labels: [("result", "failure")], value: s.reloadFailures)
             out.add("kflow_last_reload_successful", .gauge, help: "1 if the last reload was applied (or none happened), 0 if it was rejected.", value: s.lastReloadSucceeded ? UInt64(1) : UInt64(0))
             out.add("kflow_build_info", .gauge, help: "kflow build information.", labels: [("version", KflowVersion.string), ("librdkafka", librdkafkaVersion)], value: UInt64(1))
-            let kernel = ProcNetUDP.read(inodes: Set(s.socketInodes))
+            out.declare("kflow_metrics_http_connections_total", .counter, help: "Connections to this metrics endpoint, by how they ended (docs/security/metrics.md).")
+            for outcome in MetricsHTTPServer.Outcome.allCases where outcome != .acceptFailed {
+                out.add("kflow_metrics_http_connections_total", .counter, help: "", labels: [("result", outcome.label)], value: s.metricsConnections[outcome.rawValue])
+            }
+            out.add("kflow_metrics_http_accept_errors_total", .counter, help: "Failures of accept(2) on the metrics port other than a client gone away (EMFILE, ENFILE, ...).", value: s.metricsConnections[MetricsHTTPServer.Outcome.acceptFailed.rawValue])
             // KFlow's name has no _total, which Prometheus reserves for counters: typed as a gauge (as a
             // running count it still works with rate()), so the exposition passes `promtool check metrics`.
             out.declare("server_packet_drops", .gauge, help: "Datagrams the kernel dropped on a kflow socket so far (from /proc/net/udp{,6}), per socket.")

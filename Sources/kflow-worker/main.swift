@@ -6,11 +6,12 @@ import Shared
 import Glibc
 #endif
 
+// First, before any thread: a reset peer is an EPIPE for the writer, never a SIGPIPE that ends the worker.
+signal(SIGPIPE, SIG_IGN)
 // Signals are taken synchronously by the loop; the master's death becomes a SIGTERM too.
 let signals = SignalWaiter(signals: [SIGTERM, SIGINT, SIGQUIT])
 _ = kflow_set_parent_death_signal(SIGTERM)
 signal(SIGHUP, SIG_IGN)  // reloads are the master's business
-signal(SIGPIPE, SIG_IGN)
 if getppid() == 1 { exit(0) }  // the master died before we got here
 
 KflowLogging.bootstrap(label: "kflow-worker[\(getpid())]", level: .info)

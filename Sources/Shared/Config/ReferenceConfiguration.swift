@@ -52,7 +52,8 @@ templates.max.total=65536
 # Exporter sessions tracked per worker.
 exporters.max=10000
 
-# Prometheus endpoint (/metrics); port 0 disables it.
+# Prometheus endpoint (/metrics); port 0 disables it. It answers anyone who can reach it (exporter
+# addresses, volumes, versions): bind a management address where that matters.
 metrics.host=0.0.0.0
 metrics.port=8080
 

@@ -5,20 +5,31 @@ import Glibc
 /// Whole-buffer reads and writes on a descriptor, retrying on EINTR and short transfers. Not for the
 /// packet path: pipes, procfs files, log lines and HTTP responses.
 public enum DescriptorIO {
-    /// Writes all of `bytes` (MSG_NOSIGNAL semantics are the caller's: SIGPIPE is ignored by kflow's
-    /// processes); false when the descriptor refused before the end.
+    /// Writes all of `bytes`; false when the descriptor refused before the end. Through `send`, so a
+    /// socket (stderr under systemd is one) whose peer went away gives EPIPE here, never SIGPIPE.
     @discardableResult
     public static func writeAll(_ fd: Int32, _ bytes: [UInt8]) -> Bool {
         bytes.withUnsafeBytes { raw in
             guard let base = raw.baseAddress else { return true }
             var offset = 0
             while offset < raw.count {
-                let n = write(fd, base + offset, raw.count - offset)
-                if n < 0 && errno == EINTR { continue }
+                let n = send(fd, base + offset, raw.count - offset)
                 if n <= 0 { return false }
                 offset += n
             }
             return true
+        }
+    }
+
+    /// One write of up to `count` bytes, retried on EINTR: send(2) with MSG_NOSIGNAL on a socket (a peer
+    /// that reset the connection is EPIPE/ECONNRESET in errno, not a SIGPIPE that ends the process), plain
+    /// write(2) on anything else. Returns what write(2) returns.
+    public static func send(_ fd: Int32, _ base: UnsafeRawPointer, _ count: Int) -> Int {
+        while true {
+            var n = Glibc.send(fd, base, count, Int32(MSG_NOSIGNAL))
+            if n < 0 && errno == ENOTSOCK { n = write(fd, base, count) }
+            if n < 0 && errno == EINTR { continue }
+            return n
         }
     }
 
