@@ -67,7 +67,12 @@ final class MasterShared: Sendable {
             }
             for c in WorkerCounter.allCases {
                 let d = c.metric
-                out.add(d.name, c.isGauge ? .gauge : .counter, help: d.help, value: total(c))
+                if let label = d.label {
+                    out.declare(d.name, .counter, help: d.help)
+                    out.add(d.name, .counter, help: "", labels: [label], value: total(c))
+                } else {
+                    out.add(d.name, c.isGauge ? .gauge : .counter, help: d.help, value: total(c))
+                }
             }
             out.declare("kflow_decode_errors_total", .counter, help: "Datagrams, sets or records rejected by the decoders, by reason.")
             for kind in DecodeErrorKind.allCases {
@@ -124,7 +129,17 @@ final class MasterShared: Sendable {
 
 extension WorkerCounter {
     /// Prometheus name and help for each worker counter.
-    var metric: (name: String, help: String) {
+    var metric: (name: String, help: String, label: (String, String)?) {
+        let (name, help) = nameAndHelp
+        switch self {
+        case .sessionsEvictedSessionLimit: return (name, help, ("reason", SessionEvictionReason.sessionLimit.label))
+        case .sessionsEvictedAddressQuota: return (name, help, ("reason", SessionEvictionReason.addressQuota.label))
+        case .sessionsEvictedTemplateLimit: return (name, help, ("reason", SessionEvictionReason.templateLimit.label))
+        default: return (name, help, nil)
+        }
+    }
+
+    private var nameAndHelp: (name: String, help: String) {
         switch self {
         case .datagramsReceived: ("kflow_datagrams_received_total", "UDP datagrams received.")
         case .datagramBytesReceived: ("kflow_datagram_bytes_received_total", "UDP payload bytes received.")
@@ -148,6 +163,11 @@ extension WorkerCounter {
         case .kafkaQueueDepth: ("kflow_kafka_queue_depth", "Messages waiting in the producers' queues.")
         case .templatesActive: ("kflow_templates_active", "Templates currently cached.")
         case .exportersActive: ("kflow_exporters_active", "Exporter sessions currently tracked.")
+        case .sessionsEvictedSessionLimit, .sessionsEvictedAddressQuota, .sessionsEvictedTemplateLimit:
+            ("kflow_template_sessions_evicted_total", "Exporter sessions (and their templates) evicted before expiry, by reason: session_limit (exporters.max; only sessions without templates), address_quota (exporters.max.per.address), template_limit (templates.max.total or templates.max.bytes).")
+        case .recordsWithoutFlowFields: ("kflow_records_without_flow_fields_total", "Data records whose template has no address, port, protocol or counter field: parsed, not emitted.")
+        case .datagramsWithoutSession: ("kflow_datagrams_without_session_total", "IPFIX/v9 datagrams of a new exporter session dropped: exporters.max reached and every session holds templates.")
+        case .templateBytesActive: ("kflow_template_bytes_active", "Memory the cached templates use, in bytes (as templates.max.bytes counts it).")
         }
     }
 }

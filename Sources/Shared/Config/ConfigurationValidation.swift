@@ -49,7 +49,11 @@ struct Resolver {
             workerStopTimeoutMilliseconds: integer(.workerStopTimeout, in: 100...86_400_000),
             logLevel: value(.logLevel, problem: "is not one of debug, info, notice, warning, error") {
                 KflowConfiguration.LogLevel(rawValue: $0.lowercased())
-            }
+            },
+            templatesMaxFields: integer(.templatesMaxFields, in: 1...65535),
+            templatesMaxBytes: integer(.templatesMaxBytes, in: 65536...(1 << 40)),
+            templatesMaxBytesPerSession: integer(.templatesMaxBytesPerSession, in: 65536...(1 << 40)),
+            exportersMaxPerAddress: integer(.exportersMaxPerAddress, in: 1...maxInt32)
         )
         guard issues.isEmpty else { return nil }
         configuration.sources = sources

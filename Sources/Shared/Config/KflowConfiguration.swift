@@ -56,6 +56,11 @@ public struct KflowConfiguration: Sendable {
     public var workerStopTimeoutMilliseconds: Int
     public var logLevel: LogLevel
 
+    public var templatesMaxFields: Int
+    public var templatesMaxBytes: Int
+    public var templatesMaxBytesPerSession: Int
+    public var exportersMaxPerAddress: Int
+
     /// Where each effective key's value came from; not part of equality (the same settings from a
     /// different layer are the same configuration).
     var sources: [String: ConfigurationSource] = [:]
@@ -107,6 +112,10 @@ enum ConfigurationKey: String, CaseIterable {
     case workerHeartbeatTimeout = "worker.heartbeat.timeout.ms"
     case workerStopTimeout = "worker.stop.timeout.ms"
     case logLevel = "log.level"
+    case templatesMaxFields = "templates.max.fields"
+    case templatesMaxBytes = "templates.max.bytes"
+    case templatesMaxBytesPerSession = "templates.max.bytes.per.session"
+    case exportersMaxPerAddress = "exporters.max.per.address"
 
     static let kafkaPropsPrefix = "kafka.props."
 
@@ -156,6 +165,10 @@ extension KflowConfiguration {
         case .workerHeartbeatTimeout: String(workerHeartbeatTimeoutMilliseconds)
         case .workerStopTimeout: String(workerStopTimeoutMilliseconds)
         case .logLevel: logLevel.rawValue
+        case .templatesMaxFields: String(templatesMaxFields)
+        case .templatesMaxBytes: String(templatesMaxBytes)
+        case .templatesMaxBytesPerSession: String(templatesMaxBytesPerSession)
+        case .exportersMaxPerAddress: String(exportersMaxPerAddress)
         }
     }
 

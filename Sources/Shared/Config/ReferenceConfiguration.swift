@@ -63,5 +63,14 @@ worker.stop.timeout.ms=15000
 
 # debug, info, notice, warning or error.
 log.level=info
+
+# Fields in one template; a template with more is refused (counted).
+templates.max.fields=1024
+# Memory the cached templates may use per worker, and per exporter session, in bytes (counted by
+# definition + compiled operations + 256 bytes each); templates beyond it are refused (counted).
+templates.max.bytes=67108864
+templates.max.bytes.per.session=4194304
+# Exporter sessions (source ports) per exporter address: a host cycling ports evicts only its own.
+exporters.max.per.address=64
 """#
 }

@@ -59,7 +59,7 @@ enum RecordDecoding {
                     record.resetFlowFields()
                     scratch = RecordScratch()
                     for op in ops {
-                        apply(op.target, bytes, at: position + op.offset, length: op.length, &record, &scratch)
+                        apply(op.target, bytes, at: position + Int(op.offset), length: Int(op.length), &record, &scratch)
                     }
                     finish(plan, context, isOptions, &record, &scratch, &options, &sink)
                     position += recordLength
@@ -72,8 +72,8 @@ enum RecordDecoding {
                 record.resetFlowFields()
                 scratch = RecordScratch()
                 for op in ops {
-                    var length = op.length
-                    if length == Int(InformationElement.variableLength) {
+                    var length = Int(op.length)
+                    if op.isVariable {
                         guard position < end else { outcome.truncated = true; return }
                         length = Int(bytes[position])
                         position += 1
@@ -104,6 +104,8 @@ enum RecordDecoding {
             if scratch.systemInitTimeMs != 0 { options.systemInitTimeMs = scratch.systemInitTimeMs }
             return
         }
+        // Walked and counted by the caller, never emitted (see `DecodePlan.hasFlowFields`).
+        guard plan.hasFlowFields else { return }
         if scratch.hasStart, let ms = toEpochMilliseconds(scratch.startRaw, plan.startEncoding, context, scratch) {
             record.flowStartMs = ms
             record.present.insert(.flowStart)

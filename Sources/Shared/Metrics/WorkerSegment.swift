@@ -14,11 +14,23 @@ public enum WorkerCounter: Int, CaseIterable, Sendable {
     case outputEncodeErrors
     // gauges
     case kafkaQueueDepth, templatesActive, exportersActive
+    case sessionsEvictedSessionLimit, sessionsEvictedAddressQuota, sessionsEvictedTemplateLimit
+    case recordsWithoutFlowFields, datagramsWithoutSession
+    case templateBytesActive
 
     public var isGauge: Bool {
         switch self {
-        case .kafkaQueueDepth, .templatesActive, .exportersActive: return true
+        case .kafkaQueueDepth, .templatesActive, .exportersActive, .templateBytesActive: return true
         default: return false
+        }
+    }
+
+    /// The counter of sessions evicted for `reason`.
+    public static func sessionsEvicted(_ reason: SessionEvictionReason) -> WorkerCounter {
+        switch reason {
+        case .sessionLimit: .sessionsEvictedSessionLimit
+        case .addressQuota: .sessionsEvictedAddressQuota
+        case .templateLimit: .sessionsEvictedTemplateLimit
         }
     }
 }
