@@ -30,6 +30,11 @@ struct OptionsValues {
     var systemInitTimeMs: UInt64 = 0
 }
 
+/// Takes records nobody wants: those of templates without flow fields.
+private struct DiscardingSink: FlowSink {
+    mutating func emit(_ record: borrowing FlowRecord) {}
+}
+
 /// The outcome of one data set.
 struct DataSetOutcome {
     var records = 0
@@ -47,6 +52,21 @@ enum RecordDecoding {
         _ bytes: UnsafeRawBufferPointer, range: Range<Int>, plan: DecodePlan, context: MessageContext,
         record: inout FlowRecord, options: inout OptionsValues, sink: inout S
     ) -> DataSetOutcome {
+        // Records of a template without flow fields are counted by the caller, never emitted (see
+        // `DecodePlan.hasFlowFields`); a fixed-length set of them need not even be walked.
+        if !plan.isOptions, !plan.hasFlowFields {
+            if plan.isFixedLength { return DataSetOutcome(records: range.count / plan.recordLength) }
+            var discard = DiscardingSink()
+            return walk(bytes, range: range, plan: plan, context: context, record: &record, options: &options, sink: &discard)
+        }
+        return walk(bytes, range: range, plan: plan, context: context, record: &record, options: &options, sink: &sink)
+    }
+
+    @inline(__always)
+    private static func walk<S: FlowSink>(
+        _ bytes: UnsafeRawBufferPointer, range: Range<Int>, plan: DecodePlan, context: MessageContext,
+        record: inout FlowRecord, options: inout OptionsValues, sink: inout S
+    ) -> DataSetOutcome {
         var outcome = DataSetOutcome()
         let end = range.upperBound
         let recordLength = plan.recordLength
@@ -59,7 +79,7 @@ enum RecordDecoding {
                     record.resetFlowFields()
                     scratch = RecordScratch()
                     for op in ops {
-                        apply(op.target, bytes, at: position + Int(op.offset), length: Int(op.length), &record, &scratch)
+                        apply(op.target, bytes, at: position + op.offset, length: op.length, &record, &scratch)
                     }
                     finish(plan, context, isOptions, &record, &scratch, &options, &sink)
                     position += recordLength
@@ -72,7 +92,7 @@ enum RecordDecoding {
                 record.resetFlowFields()
                 scratch = RecordScratch()
                 for op in ops {
-                    var length = Int(op.length)
+                    var length = op.length
                     if op.isVariable {
                         guard position < end else { outcome.truncated = true; return }
                         length = Int(bytes[position])
@@ -104,8 +124,6 @@ enum RecordDecoding {
             if scratch.systemInitTimeMs != 0 { options.systemInitTimeMs = scratch.systemInitTimeMs }
             return
         }
-        // Walked and counted by the caller, never emitted (see `DecodePlan.hasFlowFields`).
-        guard plan.hasFlowFields else { return }
         if scratch.hasStart, let ms = toEpochMilliseconds(scratch.startRaw, plan.startEncoding, context, scratch) {
             record.flowStartMs = ms
             record.present.insert(.flowStart)

@@ -36,16 +36,16 @@ struct TemplateField: Sendable {
 /// ops are most of its memory, so they are kept small.
 struct FieldOp: Sendable {
     /// Octets from the record's start (fixed-length templates; 0 otherwise).
-    var offset: UInt32
+    var offset: Int
     /// Octets; in a variable-length template a `.skip` op may stand for a run of fixed-length fields.
-    var length: UInt32
+    var length: Int
     var target: FieldTarget
     /// The field's length is in the record (RFC 7011 §7), not in `length`.
     var isVariable: Bool
 
     init(offset: Int, length: Int, target: FieldTarget, isVariable: Bool = false) {
-        self.offset = UInt32(truncatingIfNeeded: offset)
-        self.length = UInt32(truncatingIfNeeded: length)
+        self.offset = offset
+        self.length = length
         self.target = target
         self.isVariable = isVariable
     }
@@ -158,7 +158,7 @@ final class DecodePlan: Sendable {
             } else if field.length == InformationElement.variableLength {
                 ops.append(FieldOp(offset: 0, length: 0, target: target, isVariable: true))
             } else if target == .skip, let last = ops.last, last.target == .skip, !last.isVariable {
-                ops[ops.count - 1].length += UInt32(length)
+                ops[ops.count - 1].length += length
             } else {
                 ops.append(FieldOp(offset: 0, length: length, target: target))
             }

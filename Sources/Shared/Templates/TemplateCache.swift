@@ -137,6 +137,15 @@ final class TemplateCache {
             last.lastActiveSeconds = nowSeconds
             return last
         }
+        return switchSession(to: exporter, nowSeconds: nowSeconds, statistics: &statistics)
+    }
+
+    /// `session(for:)` when the datagram is not from the previous one's session; out of line, so that
+    /// the common case stays small where it is inlined.
+    @inline(never)
+    private func switchSession(
+        to exporter: ExporterAddress, nowSeconds: UInt32, statistics: inout DecodeStatistics
+    ) -> TransportSession? {
         let session: TransportSession
         if let existing = sessions[exporter] {
             session = existing
@@ -177,12 +186,17 @@ final class TemplateCache {
     ) -> DecodePlan? {
         guard let state = session.domains[domain], let cached = state.templates[id] else { return nil }
         if isExpired(cached.lastRefreshedSeconds, now: nowSeconds) {
-            state.templates[id] = nil
-            account(session, removing: cached.plan)
-            statistics.templatesExpired &+= 1
+            expire(id, of: state, in: session, statistics: &statistics)
             return nil
         }
         return cached.plan
+    }
+
+    @inline(never)
+    private func expire(_ id: UInt16, of state: DomainState, in session: TransportSession, statistics: inout DecodeStatistics) {
+        guard let cached = state.templates.removeValue(forKey: id) else { return }
+        account(session, removing: cached.plan)
+        statistics.templatesExpired &+= 1
     }
 
     /// The domain's state if it exists (it does once a template was stored for it).
