@@ -62,7 +62,6 @@ enum RecordDecoding {
         return walk(bytes, range: range, plan: plan, context: context, record: &record, options: &options, sink: &sink)
     }
 
-    @inline(__always)
     private static func walk<S: FlowSink>(
         _ bytes: UnsafeRawBufferPointer, range: Range<Int>, plan: DecodePlan, context: MessageContext,
         record: inout FlowRecord, options: inout OptionsValues, sink: inout S
