@@ -115,7 +115,12 @@ final class MasterShared: Sendable {
             }
             for c in WorkerCounter.allCases {
                 let d = c.metric
-                out.add(d.name, c.isGauge ? .gauge : .counter, help: d.help, value: total(c))
+                if let label = d.label {
+                    out.declare(d.name, .counter, help: d.help)
+                    out.add(d.name, .counter, help: "", labels: [label], value: total(c))
+                } else {
+                    out.add(d.name, c.isGauge ? .gauge : .counter, help: d.help, value: total(c))
+                }
             }
             out.declare("kflow_decode_errors_total", .counter, help: "Datagrams, sets or records rejected by the decoders, by reason.")
             for kind in DecodeErrorKind.allCases {
@@ -178,7 +183,17 @@ final class MasterShared: Sendable {
 
 extension WorkerCounter {
     /// Prometheus name and help for each worker counter.
-    var metric: (name: String, help: String) {
+    var metric: (name: String, help: String, label: (String, String)?) {
+        let (name, help) = nameAndHelp
+        switch self {
+        case .sessionsEvictedSessionLimit: return (name, help, ("reason", SessionEvictionReason.sessionLimit.label))
+        case .sessionsEvictedAddressQuota: return (name, help, ("reason", SessionEvictionReason.addressQuota.label))
+        case .sessionsEvictedTemplateLimit: return (name, help, ("reason", SessionEvictionReason.templateLimit.label))
+        default: return (name, help, nil)
+        }
+    }
+
+    private var nameAndHelp: (name: String, help: String) {
         switch self {
         case .datagramsReceived: ("kflow_datagrams_received_total", "UDP datagrams received.")
         case .datagramBytesReceived: ("kflow_datagram_bytes_received_total", "UDP payload bytes received.")
@@ -209,6 +224,11 @@ extension WorkerCounter {
         case .kafkaErrors: ("kflow_kafka_errors_total", "Errors librdkafka reported (broker down, authentication, all brokers down, ...); logged at most once per error code per 10 s.")
         case .kafkaFatalErrors: ("kflow_kafka_fatal_errors_total", "Fatal producer errors; the worker drains, exits and is replaced.")
         case .datagramsRejected: ("kflow_datagrams_rejected_total", "Datagrams from senders outside server.allow, dropped before decoding.")
+        case .sessionsEvictedSessionLimit, .sessionsEvictedAddressQuota, .sessionsEvictedTemplateLimit:
+            ("kflow_template_sessions_evicted_total", "Exporter sessions (and their templates) evicted before expiry, by reason: session_limit (exporters.max; only sessions without templates), address_quota (exporters.max.per.address), template_limit (templates.max.total or templates.max.bytes).")
+        case .recordsWithoutFlowFields: ("kflow_records_without_flow_fields_total", "Data records whose template has no address, port, protocol or counter field: parsed, not emitted.")
+        case .datagramsWithoutSession: ("kflow_datagrams_without_session_total", "IPFIX/v9 datagrams of a new exporter session dropped: exporters.max reached and every session holds templates.")
+        case .templateBytesActive: ("kflow_template_bytes_active", "Memory the cached templates use, in bytes (as templates.max.bytes counts it).")
         }
     }
 }

@@ -36,6 +36,7 @@ import Testing
             "templates.lifetime", "templates.max.per.session", "templates.max.total", "exporters.max",
             "metrics.host", "metrics.port", "worker.heartbeat.timeout.ms", "worker.stop.timeout.ms", "log.level",
             "server.allow",
+            "templates.max.fields", "templates.max.bytes", "templates.max.bytes.per.session", "exporters.max.per.address",
         ])
         #expect(configuration.effectiveEntry("kafka.topic")?.source == .file(path: file.path, line: 1))
         #expect(configuration.effectiveEntry("kafka.props.acks")?.source == .file(path: file.path, line: 3))
@@ -75,7 +76,7 @@ import Testing
     @Test func workerTextIsOneKeyValueLinePerSetting() throws {
         let text = KflowConfiguration.defaults.workerText()
         #expect(text.hasPrefix("server.host=::\nserver.port=4739\n"))
-        #expect(text.hasSuffix("log.level=info\nserver.allow=\n"))
+        #expect(text.hasSuffix("exporters.max.per.address=64\n"))
         #expect(text.split(separator: "\n").count == KflowConfiguration.defaults.effectiveEntries().count)
     }
 

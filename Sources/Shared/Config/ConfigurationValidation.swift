@@ -50,7 +50,11 @@ struct Resolver {
             logLevel: value(.logLevel, problem: "is not one of debug, info, notice, warning, error") {
                 KflowConfiguration.LogLevel(rawValue: $0.lowercased())
             },
-            serverAllow: allowList(.serverAllow)
+            serverAllow: allowList(.serverAllow),
+            templatesMaxFields: integer(.templatesMaxFields, in: 1...65535),
+            templatesMaxBytes: integer(.templatesMaxBytes, in: 65536...(1 << 40)),
+            templatesMaxBytesPerSession: integer(.templatesMaxBytesPerSession, in: 65536...(1 << 40)),
+            exportersMaxPerAddress: integer(.exportersMaxPerAddress, in: 1...maxInt32)
         )
         guard issues.isEmpty else { return nil }
         configuration.sources = sources

@@ -58,6 +58,11 @@ public struct KflowConfiguration: Sendable {
     /// Senders whose datagrams are decoded; empty = all (see `AddressAllowList`).
     public var serverAllow: AddressAllowList
 
+    public var templatesMaxFields: Int
+    public var templatesMaxBytes: Int
+    public var templatesMaxBytesPerSession: Int
+    public var exportersMaxPerAddress: Int
+
     /// Where each effective key's value came from; not part of equality (the same settings from a
     /// different layer are the same configuration).
     var sources: [String: ConfigurationSource] = [:]
@@ -110,6 +115,10 @@ enum ConfigurationKey: String, CaseIterable {
     case workerStopTimeout = "worker.stop.timeout.ms"
     case logLevel = "log.level"
     case serverAllow = "server.allow"
+    case templatesMaxFields = "templates.max.fields"
+    case templatesMaxBytes = "templates.max.bytes"
+    case templatesMaxBytesPerSession = "templates.max.bytes.per.session"
+    case exportersMaxPerAddress = "exporters.max.per.address"
 
     static let kafkaPropsPrefix = "kafka.props."
 
@@ -160,6 +169,10 @@ extension KflowConfiguration {
         case .workerStopTimeout: String(workerStopTimeoutMilliseconds)
         case .logLevel: logLevel.rawValue
         case .serverAllow: serverAllow.description
+        case .templatesMaxFields: String(templatesMaxFields)
+        case .templatesMaxBytes: String(templatesMaxBytes)
+        case .templatesMaxBytesPerSession: String(templatesMaxBytesPerSession)
+        case .exportersMaxPerAddress: String(exportersMaxPerAddress)
         }
     }
 

@@ -69,5 +69,13 @@ log.level=info
 # 192.0.2.0/24,2001:db8::/32; a bare address is one host). Empty = every sender. Datagrams from
 # anyone else are dropped before decoding and counted in kflow_datagrams_rejected_total.
 server.allow=
+# Fields in one template; a template with more is refused (counted).
+templates.max.fields=1024
+# Memory the cached templates may use per worker, and per exporter session, in bytes (counted by
+# definition + compiled operations + 256 bytes each); templates beyond it are refused (counted).
+templates.max.bytes=67108864
+templates.max.bytes.per.session=4194304
+# Exporter sessions (source ports) per exporter address: a host cycling ports evicts only its own.
+exporters.max.per.address=64
 """#
 }

@@ -21,19 +21,38 @@ public struct DecoderConfiguration: Sendable {
     public var maxTemplatesPerSession: Int = 4096
     /// Templates kept in total, across every session.
     public var maxTemplatesTotal: Int = 65536
-    /// Transport sessions (exporter address+port) kept; beyond it the least recently used is evicted.
+    /// Transport sessions (exporter address+port) kept; beyond it the least recently used session
+    /// without templates is evicted (one holding templates never is, to make room for a new session).
     public var maxSessions: Int = 10_000
+    /// Fields in one template; a template with more is refused (`.tooManyTemplateFields`). Real
+    /// templates have tens of fields; the cap bounds what one template costs to compile and keep.
+    public var maxFieldsPerTemplate: Int = 1024
+    /// Bytes all cached templates may cost (`DecodePlan.memoryCost`), per decoder (worker).
+    public var maxTemplateBytesTotal: Int = 64 << 20
+    /// Bytes the templates of one transport session may cost.
+    public var maxTemplateBytesPerSession: Int = 4 << 20
+    /// Transport sessions of one exporter address (source ports): a host cycling source ports evicts
+    /// its own least recently used session at this quota, never another host's.
+    public var maxSessionsPerAddress: Int = 64
 
     public init(
         templateLifetimeSeconds: UInt32 = 1800,
         maxTemplatesPerSession: Int = 4096,
         maxTemplatesTotal: Int = 65536,
-        maxSessions: Int = 10_000
+        maxSessions: Int = 10_000,
+        maxFieldsPerTemplate: Int = 1024,
+        maxTemplateBytesTotal: Int = 64 << 20,
+        maxTemplateBytesPerSession: Int = 4 << 20,
+        maxSessionsPerAddress: Int = 64
     ) {
         self.templateLifetimeSeconds = templateLifetimeSeconds
         self.maxTemplatesPerSession = max(1, maxTemplatesPerSession)
         self.maxTemplatesTotal = max(1, maxTemplatesTotal)
         self.maxSessions = max(1, maxSessions)
+        self.maxFieldsPerTemplate = max(1, maxFieldsPerTemplate)
+        self.maxTemplateBytesTotal = max(1, maxTemplateBytesTotal)
+        self.maxTemplateBytesPerSession = max(1, maxTemplateBytesPerSession)
+        self.maxSessionsPerAddress = max(1, maxSessionsPerAddress)
     }
 }
 
@@ -60,6 +79,8 @@ public enum DecodeErrorKind: Int, CaseIterable, Sendable {
     case v5CountMismatch
     /// A template snapshot (from another worker) rejected whole, or from one bad entry on; not a datagram.
     case invalidTemplateSnapshot
+    /// A template with more fields than `maxFieldsPerTemplate` (templates.max.fields): skipped.
+    case tooManyTemplateFields
 
     /// snake_case, for a Prometheus label.
     public var label: String {
@@ -74,6 +95,7 @@ public enum DecodeErrorKind: Int, CaseIterable, Sendable {
         case .truncatedRecord: "truncated_record"
         case .v5CountMismatch: "v5_count_mismatch"
         case .invalidTemplateSnapshot: "invalid_template_snapshot"
+        case .tooManyTemplateFields: "too_many_template_fields"
         }
     }
 }
@@ -99,8 +121,18 @@ public struct DecodeStatistics: Sendable {
     public var templatesRejectedByLimit: UInt64 = 0
     /// Template withdrawals received over UDP, ignored as RFC 7011 §8.4 requires.
     public var withdrawalsIgnored: UInt64 = 0
-    /// Transport sessions evicted (least recently used) to stay within `maxSessions`.
-    public var sessionsEvicted: UInt64 = 0
+    /// Transport sessions evicted, by reason (`SessionEvictionReason`).
+    public var sessionsEvictedByReason = [UInt64](repeating: 0, count: SessionEvictionReason.allCases.count)
+    /// Records of data sets whose template has none of the flow fields: walked, never emitted.
+    public var recordsWithoutFlowFields: UInt64 = 0
+    /// IPFIX and v9 datagrams of a new transport session dropped because the session table was full
+    /// of sessions holding templates (none may be evicted for it).
+    public var datagramsWithoutSession: UInt64 = 0
+
+    /// Transport sessions evicted, all reasons.
+    public var sessionsEvicted: UInt64 { sessionsEvictedByReason.reduce(0, &+) }
+
+    public func sessionsEvicted(_ reason: SessionEvictionReason) -> UInt64 { sessionsEvictedByReason[reason.rawValue] }
     /// Templates added or redefined from another worker's snapshot (not counted in `templatesAdded`).
     public var templatesImported: UInt64 = 0
 
@@ -115,6 +147,26 @@ public struct DecodeStatistics: Sendable {
 
     mutating func count(_ kind: DecodeErrorKind) {
         errorCounts[kind.rawValue] &+= 1
+    }
+}
+
+/// Why a transport session (and its templates) was forgotten before its templates expired.
+public enum SessionEvictionReason: Int, CaseIterable, Sendable {
+    /// A new session arrived at `maxSessions`: the least recently used session without templates went.
+    case sessionLimit
+    /// A new session of an address at `maxSessionsPerAddress`: that address's least recently used went.
+    case addressQuota
+    /// A new template at the total template count or byte budget: the least recently used other
+    /// session holding templates went.
+    case templateLimit
+
+    /// snake_case, for a Prometheus label.
+    public var label: String {
+        switch self {
+        case .sessionLimit: "session_limit"
+        case .addressQuota: "address_quota"
+        case .templateLimit: "template_limit"
+        }
     }
 }
 

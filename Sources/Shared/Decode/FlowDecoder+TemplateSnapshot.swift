@@ -8,6 +8,9 @@ extension FlowDecoder {
     /// refresh of an identical template. A plain stored counter: cheap to read every loop pass.
     public var templateGeneration: UInt64 { cache.generation }
 
+    /// The octets `writeTemplateSnapshot` would write now, computed without writing them.
+    public var templateSnapshotSize: Int { cache.snapshotSize }
+
     /// Serializes every cached template — transport session (exporter address and port), observation
     /// domain / source ID, protocol, template ID, options flag, the definition as received (field count,
     /// scope count, field specifiers with enterprise numbers), its last-refresh time — and each domain's
@@ -75,6 +78,8 @@ extension FlowDecoder {
         record.append(contentsOf: template.definition)
         var learned = DecodeStatistics()
         cache.wireFormat = template.format
+        cache.isImporting = true
+        defer { cache.isImporting = false }
         record.withUnsafeBytes { bytes in
             let body = 0..<bytes.count
             let refreshed = template.lastRefreshedSeconds
@@ -94,6 +99,15 @@ extension FlowDecoder {
             }
         }
         statistics.templatesRejectedByLimit &+= learned.templatesRejectedByLimit
+        // A whole template record the rules refuse (written by a version with laxer rules, or forged):
+        // counted as from the wire and skipped; the entries after it stand on their own.
+        let refusedByRule = learned.errors(.malformedTemplate) + learned.errors(.tooManyTemplateFields)
+        if refusedByRule > 0, learned.totalErrors == refusedByRule, learned.withdrawalsIgnored == 0 {
+            for kind in [DecodeErrorKind.malformedTemplate, .tooManyTemplateFields] {
+                for _ in 0..<learned.errors(kind) { statistics.count(kind) }
+            }
+            return .skipped
+        }
         if learned.totalErrors > 0 || learned.withdrawalsIgnored > 0 {
             let protocolName = template.format == .ipfix ? "IPFIX" : "NetFlow v9"
             return .rejected(

@@ -13,6 +13,9 @@ public final class FlowDecoder {
     /// Templates currently cached, across all sessions and domains.
     public var activeTemplateCount: Int { cache.templateCount }
 
+    /// What the cached templates cost in memory, in bytes (what `maxTemplateBytesTotal` bounds).
+    public var activeTemplateBytes: Int { cache.templateBytes }
+
     /// Transport sessions currently known.
     public var sessionCount: Int { cache.sessions.count }
 

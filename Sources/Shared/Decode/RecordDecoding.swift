@@ -30,6 +30,11 @@ struct OptionsValues {
     var systemInitTimeMs: UInt64 = 0
 }
 
+/// Takes records nobody wants: those of templates without flow fields.
+private struct DiscardingSink: FlowSink {
+    mutating func emit(_ record: borrowing FlowRecord) {}
+}
+
 /// The outcome of one data set.
 struct DataSetOutcome {
     var records = 0
@@ -44,6 +49,20 @@ enum RecordDecoding {
     /// Decodes every record of a data set's body (`range`, after the set header) with `plan`.
     /// Flow records are emitted to `sink`; options records update `options` instead.
     static func decodeDataSet<S: FlowSink>(
+        _ bytes: UnsafeRawBufferPointer, range: Range<Int>, plan: DecodePlan, context: MessageContext,
+        record: inout FlowRecord, options: inout OptionsValues, sink: inout S
+    ) -> DataSetOutcome {
+        // Records of a template without flow fields are counted by the caller, never emitted (see
+        // `DecodePlan.hasFlowFields`); a fixed-length set of them need not even be walked.
+        if !plan.isOptions, !plan.hasFlowFields {
+            if plan.isFixedLength { return DataSetOutcome(records: range.count / plan.recordLength) }
+            var discard = DiscardingSink()
+            return walk(bytes, range: range, plan: plan, context: context, record: &record, options: &options, sink: &discard)
+        }
+        return walk(bytes, range: range, plan: plan, context: context, record: &record, options: &options, sink: &sink)
+    }
+
+    private static func walk<S: FlowSink>(
         _ bytes: UnsafeRawBufferPointer, range: Range<Int>, plan: DecodePlan, context: MessageContext,
         record: inout FlowRecord, options: inout OptionsValues, sink: inout S
     ) -> DataSetOutcome {
@@ -73,7 +92,7 @@ enum RecordDecoding {
                 scratch = RecordScratch()
                 for op in ops {
                     var length = op.length
-                    if length == Int(InformationElement.variableLength) {
+                    if op.isVariable {
                         guard position < end else { outcome.truncated = true; return }
                         length = Int(bytes[position])
                         position += 1

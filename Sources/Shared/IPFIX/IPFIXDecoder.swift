@@ -26,8 +26,15 @@ enum IPFIXDecoder {
         let domain = bytes.readBE32(at: 12)
         statistics.ipfixMessages &+= 1
 
-        var (session, record) = cache.beginMessage(
+        guard let (session, firstRecord) = cache.beginMessage(
             from: exporter, domain: domain, exportSeconds: exportTime, nowSeconds: nowSeconds, statistics: &statistics)
+        else {
+            // A new session while every session slot holds templates: without one, nothing learned or
+            // referenced here could be kept or found.
+            statistics.datagramsWithoutSession &+= 1
+            return
+        }
+        var record = firstRecord
 
         var offset = headerLength
         while offset < messageLength {
@@ -113,6 +120,11 @@ enum IPFIXDecoder {
                     cursor += 4
                 }
             }
+            guard fieldCount <= cache.configuration.maxFieldsPerTemplate else {
+                statistics.count(.tooManyTemplateFields)
+                position = cursor
+                continue
+            }
             let definition = UnsafeRawBufferPointer(rebasing: bytes[(position + 2)..<cursor])
             if !cache.refreshIfUnchanged(
                 templateID, isOptions: isOptions, definition: definition, domain: domain, in: session,
@@ -181,6 +193,8 @@ enum IPFIXDecoder {
         if plan.isOptions {
             statistics.optionsRecords &+= UInt64(outcome.records)
             if outcome.records > 0 { cache.applyOptions(options, to: state, nowSeconds: nowSeconds) }
+        } else if !plan.hasFlowFields {
+            statistics.recordsWithoutFlowFields &+= UInt64(outcome.records)
         } else {
             statistics.flowRecords &+= UInt64(outcome.records)
             session.statistics.flowRecords &+= UInt64(outcome.records)

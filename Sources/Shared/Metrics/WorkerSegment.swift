@@ -18,11 +18,23 @@ public enum WorkerCounter: Int, CaseIterable, Sendable {
     case kafkaPurged, kafkaErrors, kafkaFatalErrors
     // counters added later (a counter's raw value is its slot in the segment: append only)
     case datagramsRejected
+    case sessionsEvictedSessionLimit, sessionsEvictedAddressQuota, sessionsEvictedTemplateLimit
+    case recordsWithoutFlowFields, datagramsWithoutSession
+    case templateBytesActive
 
     public var isGauge: Bool {
         switch self {
-        case .kafkaQueueDepth, .templatesActive, .exportersActive: return true
+        case .kafkaQueueDepth, .templatesActive, .exportersActive, .templateBytesActive: return true
         default: return false
+        }
+    }
+
+    /// The counter of sessions evicted for `reason`.
+    public static func sessionsEvicted(_ reason: SessionEvictionReason) -> WorkerCounter {
+        switch reason {
+        case .sessionLimit: .sessionsEvictedSessionLimit
+        case .addressQuota: .sessionsEvictedAddressQuota
+        case .templateLimit: .sessionsEvictedTemplateLimit
         }
     }
 }

@@ -20,8 +20,15 @@ enum NetFlowV9Decoder {
         let sourceID = bytes.readBE32(at: 16)
         statistics.netflowV9Messages &+= 1
 
-        var (session, record) = cache.beginMessage(
+        guard let (session, firstRecord) = cache.beginMessage(
             from: exporter, domain: sourceID, exportSeconds: unixSeconds, nowSeconds: nowSeconds, statistics: &statistics)
+        else {
+            // A new session while every session slot holds templates: without one, nothing learned or
+            // referenced here could be kept or found.
+            statistics.datagramsWithoutSession &+= 1
+            return
+        }
+        var record = firstRecord
 
         let end = bytes.count
         var offset = headerLength
@@ -77,6 +84,11 @@ enum NetFlowV9Decoder {
                 return
             }
             let fieldsEnd = fieldsStart + fieldCount * 4
+            guard fieldCount <= cache.configuration.maxFieldsPerTemplate else {
+                statistics.count(.tooManyTemplateFields)
+                position = fieldsEnd
+                continue
+            }
             storeTemplate(
                 bytes, templateID: templateID, isOptions: false, definition: (position + 2)..<fieldsEnd,
                 fields: fieldsStart..<fieldsEnd, scopeFieldCount: 0, domain: domain, session: session,
@@ -112,6 +124,11 @@ enum NetFlowV9Decoder {
                 return
             }
             let fieldsEnd = fieldsStart + scopeLength + optionLength
+            guard (scopeLength + optionLength) / 4 <= cache.configuration.maxFieldsPerTemplate else {
+                statistics.count(.tooManyTemplateFields)
+                position = fieldsEnd
+                continue
+            }
             storeTemplate(
                 bytes, templateID: templateID, isOptions: true, definition: (position + 2)..<fieldsEnd,
                 fields: fieldsStart..<fieldsEnd, scopeFieldCount: scopeLength / 4, domain: domain,
@@ -177,6 +194,8 @@ enum NetFlowV9Decoder {
         if plan.isOptions {
             statistics.optionsRecords &+= UInt64(outcome.records)
             if outcome.records > 0 { cache.applyOptions(options, to: state, nowSeconds: nowSeconds) }
+        } else if !plan.hasFlowFields {
+            statistics.recordsWithoutFlowFields &+= UInt64(outcome.records)
         } else {
             statistics.flowRecords &+= UInt64(outcome.records)
             session.statistics.flowRecords &+= UInt64(outcome.records)

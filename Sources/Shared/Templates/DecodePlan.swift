@@ -32,12 +32,23 @@ struct TemplateField: Sendable {
 }
 
 /// One step of the per-record loop: copy the number at `offset` (fixed-length templates) or at the
-/// walk position (variable-length templates) of `length` octets into `target`.
+/// walk position (variable-length templates) of `length` octets into `target`. 12 octets: a template's
+/// ops are most of its memory, so they are kept small.
 struct FieldOp: Sendable {
+    /// Octets from the record's start (fixed-length templates; 0 otherwise).
     var offset: Int
-    /// Octets, or `Int(InformationElement.variableLength)` for a variable-length field.
+    /// Octets; in a variable-length template a `.skip` op may stand for a run of fixed-length fields.
     var length: Int
     var target: FieldTarget
+    /// The field's length is in the record (RFC 7011 §7), not in `length`.
+    var isVariable: Bool
+
+    init(offset: Int, length: Int, target: FieldTarget, isVariable: Bool = false) {
+        self.offset = offset
+        self.length = length
+        self.target = target
+        self.isVariable = isVariable
+    }
 }
 
 /// A template compiled once into what the per-record loop needs. Immutable, shared by reference.
@@ -54,10 +65,21 @@ final class DecodePlan: Sendable {
     let endEncoding: TimeEncoding
     /// The template's field specifiers as received, to tell a refresh (same bytes) from a redefinition.
     let definition: [UInt8]
+    /// False when the template feeds none of the fields kflow emits (addresses, ports, protocol,
+    /// counters, interfaces, times, ...): its records are walked and counted but never emitted, so a
+    /// template of padding or unknown IEs cannot turn each octet of a data set into an empty flow.
+    let hasFlowFields: Bool
+    /// What keeping this plan in the cache costs, in bytes: the definition, the ops and a fixed
+    /// overhead (objects, array headers, the cache's dictionary slot). What the byte budgets count.
+    let memoryCost: Int
+
+    /// Per cached template beyond its definition and ops: the plan object and its two array headers
+    /// (3 × 32), the `CachedTemplate` in its dictionary slot and malloc rounding, measured generously.
+    static let fixedMemoryCost = 256
 
     private init(
         templateID: UInt16, isOptions: Bool, isFixedLength: Bool, recordLength: Int, ops: [FieldOp],
-        startEncoding: TimeEncoding, endEncoding: TimeEncoding, definition: [UInt8]
+        startEncoding: TimeEncoding, endEncoding: TimeEncoding, definition: [UInt8], hasFlowFields: Bool
     ) {
         self.templateID = templateID
         self.isOptions = isOptions
@@ -67,6 +89,8 @@ final class DecodePlan: Sendable {
         self.startEncoding = startEncoding
         self.endEncoding = endEncoding
         self.definition = definition
+        self.hasFlowFields = hasFlowFields
+        self.memoryCost = definition.count + ops.count * MemoryLayout<FieldOp>.stride + Self.fixedMemoryCost
     }
 
     /// Why a template cannot be compiled.
@@ -116,24 +140,37 @@ final class DecodePlan: Sendable {
             if target == .flowEnd { endEncoding = encodingOfField[index] }
         }
 
+        // Fixed-length: only the fields kflow uses, at their offsets. Variable-length: the fields in
+        // order, a run of unused fixed-length fields merged into one skip and zero-length fields (real
+        // exporters send them: Juniper, some v9 ones) left out, as they occupy nothing. So a record costs
+        // at most one op per octet it occupies: each op stands for at least one octet (a variable-length
+        // field for its length octet), and a crafted template of thousands of empty fields costs nothing.
         var ops: [FieldOp] = []
         var offset = 0
         for (index, field) in fields.enumerated() {
             let length = Int(field.length)
+            let target = targetOfField[index]
             if isFixedLength {
-                if targetOfField[index] != .skip {
-                    ops.append(FieldOp(offset: offset, length: length, target: targetOfField[index]))
-                }
+                if target != .skip { ops.append(FieldOp(offset: offset, length: length, target: target)) }
                 offset += length
+            } else if field.length == 0 {
+                continue
+            } else if field.length == InformationElement.variableLength {
+                ops.append(FieldOp(offset: 0, length: 0, target: target, isVariable: true))
+            } else if target == .skip, let last = ops.last, last.target == .skip, !last.isVariable {
+                ops[ops.count - 1].length += length
             } else {
-                ops.append(FieldOp(offset: 0, length: length, target: targetOfField[index]))
+                ops.append(FieldOp(offset: 0, length: length, target: target))
             }
         }
+        // Any field kflow emits counts: real exporters send records of interfaces and times alone
+        // (Juniper's data-link and SRv6 templates, EoMPLS), and their flows must stay.
+        let hasFlowFields = !isOptions && targetOfField.contains { ![.skip, .systemInitTime, .samplingInterval].contains($0) }
         return .success(
             DecodePlan(
                 templateID: templateID, isOptions: isOptions, isFixedLength: isFixedLength,
                 recordLength: minimumLength, ops: ops, startEncoding: startEncoding,
-                endEncoding: endEncoding, definition: definition))
+                endEncoding: endEncoding, definition: definition, hasFlowFields: hasFlowFields))
     }
 
     private struct Mapping {

@@ -27,9 +27,16 @@ final class TransportSession {
     let exporter: ExporterAddress
     var domains: [UInt32: DomainState] = [:]
     var templateCount = 0
+    /// What its templates cost (`DecodePlan.memoryCost`), and their definitions' octets (snapshot size).
+    var templateBytes = 0
+    var definitionBytes = 0
     var lastUsedTick: UInt64 = 0
     var lastActiveSeconds: UInt32 = 0
     var statistics = ExporterStatistics()
+    /// Links of the cache's recency list this session is on (with or without templates); the cache
+    /// alone changes them, and unlinks a session when it forgets it.
+    fileprivate var newer: TransportSession?
+    fileprivate var older: TransportSession?
 
     /// The statistics list of domains is for metrics; bounded so garbage headers cannot grow it.
     static let maxListedDomains = 64
@@ -42,18 +49,70 @@ final class TransportSession {
     }
 }
 
+/// Sessions from the most to the least recently used, linked through the sessions themselves, so
+/// touching, adding, removing and finding the least recently used are O(1).
+private struct RecencyList {
+    private(set) var newest: TransportSession?
+    private(set) var oldest: TransportSession?
+
+    mutating func pushNewest(_ session: TransportSession) {
+        session.older = newest
+        session.newer = nil
+        newest?.newer = session
+        newest = session
+        if oldest == nil { oldest = session }
+    }
+
+    mutating func unlink(_ session: TransportSession) {
+        if let newer = session.newer { newer.older = session.older } else { newest = session.older }
+        if let older = session.older { older.newer = session.newer } else { oldest = session.newer }
+        session.newer = nil
+        session.older = nil
+    }
+
+    /// Breaks the strong links between sessions so they are freed with the cache.
+    mutating func removeAll() {
+        var current = newest
+        while let session = current {
+            current = session.older
+            session.newer = nil
+            session.older = nil
+        }
+        newest = nil
+        oldest = nil
+    }
+}
+
 /// Templates per (transport session, observation domain), with lifetimes and limits
 /// (RFC 7011 §8, RFC 3954 §5–6). Owned by one `FlowDecoder`; not thread-safe.
+///
+/// Every limit is checked where things are added, each refusal and eviction counted:
+/// - sessions: `maxSessions` in total, `maxSessionsPerAddress` per exporter address. A new session at
+///   its address's quota evicts that address's least recently used session; at the total limit, the
+///   least recently used session *without* templates. Sessions holding templates are never evicted for
+///   a new session; when all hold templates, an IPFIX/v9 datagram of a new session is dropped (counted).
+/// - templates: count per session and in total, and their cost in bytes per session and in total. A new
+///   template at a total limit evicts the least recently used *other* session holding templates.
 final class TemplateCache {
     let configuration: DecoderConfiguration
     private(set) var sessions: [ExporterAddress: TransportSession] = [:]
+    /// The sessions of each exporter address (at most `maxSessionsPerAddress`).
+    private var sessionsOfAddress: [IPAddress: [TransportSession]] = [:]
+    private var withTemplates = RecencyList()
+    private var withoutTemplates = RecencyList()
     private(set) var templateCount = 0
+    /// What the cached templates cost, in bytes (`DecodePlan.memoryCost`), and their definitions' octets.
+    private(set) var templateBytes = 0
+    private(set) var definitionBytes = 0
     /// Bumped whenever a template is added, redefined, expired or evicted, or a domain's sampling state
     /// changes value: a template snapshot taken at one generation is current until it moves.
     private(set) var generation: UInt64 = 0
     /// The protocol of the datagram being decoded, set by `FlowDecoder` before it dispatches: templates
     /// stored meanwhile are tagged with it.
     var wireFormat = TemplateWireFormat.ipfix
+    /// Set while a snapshot is imported: sessions heard from live outrank ones read from a snapshot, so
+    /// an import never evicts.
+    var isImporting = false
     private var tick: UInt64 = 0
     /// Most datagrams come from the session of the previous one: skip the hash lookup then.
     private var lastSession: TransportSession?
@@ -64,21 +123,36 @@ final class TemplateCache {
 
     init(configuration: DecoderConfiguration) { self.configuration = configuration }
 
-    /// The session of `exporter`, created when new (evicting the least recently used one at the limit).
-    func session(for exporter: ExporterAddress, nowSeconds: UInt32, statistics: inout DecodeStatistics) -> TransportSession {
+    deinit {
+        withTemplates.removeAll()
+        withoutTemplates.removeAll()
+    }
+
+    /// The session of `exporter`, created when new if the session limits allow (see the type's
+    /// comment); nil when every session that could make room holds templates.
+    func session(for exporter: ExporterAddress, nowSeconds: UInt32, statistics: inout DecodeStatistics) -> TransportSession? {
         tick &+= 1
         if let last = lastSession, last.exporter == exporter {
             last.lastUsedTick = tick
             last.lastActiveSeconds = nowSeconds
             return last
         }
+        return switchSession(to: exporter, nowSeconds: nowSeconds, statistics: &statistics)
+    }
+
+    /// `session(for:)` when the datagram is not from the previous one's session; out of line, so that
+    /// the common case stays small where it is inlined.
+    @inline(never)
+    private func switchSession(
+        to exporter: ExporterAddress, nowSeconds: UInt32, statistics: inout DecodeStatistics
+    ) -> TransportSession? {
         let session: TransportSession
         if let existing = sessions[exporter] {
             session = existing
+            relist(session)
         } else {
-            if sessions.count >= configuration.maxSessions { evictLeastRecentlyUsed(&statistics) }
-            session = TransportSession(exporter: exporter)
-            sessions[exporter] = session
+            guard makeRoomForSession(of: exporter.address, statistics: &statistics) else { return nil }
+            session = add(exporter)
         }
         session.lastUsedTick = tick
         session.lastActiveSeconds = nowSeconds
@@ -86,16 +160,17 @@ final class TemplateCache {
         return session
     }
 
-    /// The session of `exporter` for a snapshot import, created when new if `maxSessions` allows; nil at
-    /// the limit. An import never evicts: sessions heard from live outrank ones read from a snapshot.
+    /// The session of `exporter` for a snapshot import, created when new if `maxSessions` and the
+    /// address quota allow; nil at a limit. An import never evicts.
     func sessionForImport(_ exporter: ExporterAddress, nowSeconds: UInt32) -> TransportSession? {
         if let existing = sessions[exporter] { return existing }
-        guard sessions.count < configuration.maxSessions else { return nil }
+        guard sessions.count < configuration.maxSessions,
+            sessionsOfAddress[exporter.address, default: []].count < configuration.maxSessionsPerAddress
+        else { return nil }
         tick &+= 1
-        let session = TransportSession(exporter: exporter)
+        let session = add(exporter)
         session.lastUsedTick = tick
         session.lastActiveSeconds = nowSeconds
-        sessions[exporter] = session
         return session
     }
 
@@ -111,14 +186,17 @@ final class TemplateCache {
     ) -> DecodePlan? {
         guard let state = session.domains[domain], let cached = state.templates[id] else { return nil }
         if isExpired(cached.lastRefreshedSeconds, now: nowSeconds) {
-            state.templates[id] = nil
-            session.templateCount -= 1
-            templateCount -= 1
-            generation &+= 1
-            statistics.templatesExpired &+= 1
+            expire(id, of: state, in: session, statistics: &statistics)
             return nil
         }
         return cached.plan
+    }
+
+    @inline(never)
+    private func expire(_ id: UInt16, of state: DomainState, in session: TransportSession, statistics: inout DecodeStatistics) {
+        guard let cached = state.templates.removeValue(forKey: id) else { return }
+        account(session, removing: cached.plan)
+        statistics.templatesExpired &+= 1
     }
 
     /// The domain's state if it exists (it does once a template was stored for it).
@@ -141,45 +219,47 @@ final class TemplateCache {
         return true
     }
 
-    /// Stores a newly compiled template: replaces a definition with the same ID, or adds it if the
-    /// per-session and total limits allow.
+    /// Stores a newly compiled template: replaces a definition with the same ID, or adds it, if the
+    /// per-session and total limits (count and bytes) allow. A redefinition the limits refuse removes
+    /// the old definition too: data sets must not be read with a template their exporter replaced.
     func store(
         _ plan: DecodePlan, domain: UInt32, in session: TransportSession, nowSeconds: UInt32,
         statistics: inout DecodeStatistics
     ) {
+        let held = session.domains[domain]?.templates[plan.templateID]
+        let addedCount = held == nil ? 1 : 0
+        let addedBytes = plan.memoryCost - (held?.plan.memoryCost ?? 0)
+        let fitsSession =
+            session.templateCount + addedCount <= configuration.maxTemplatesPerSession
+            && session.templateBytes + addedBytes <= configuration.maxTemplateBytesPerSession
+        if fitsSession {
+            makeRoomForTemplate(keeping: session, count: addedCount, bytes: addedBytes, statistics: &statistics)
+        }
+        guard fitsSession, templateCount + addedCount <= configuration.maxTemplatesTotal,
+            templateBytes + addedBytes <= configuration.maxTemplateBytesTotal
+        else {
+            statistics.templatesRejectedByLimit &+= 1
+            if let held, let state = session.domains[domain] {
+                state.templates[plan.templateID] = nil
+                account(session, removing: held.plan)
+            }
+            return
+        }
         let state: DomainState
         if let existing = session.domains[domain] {
             state = existing
         } else {
-            makeRoomForOneTemplate(keeping: session, statistics: &statistics)
-            guard session.templateCount < configuration.maxTemplatesPerSession,
-                templateCount < configuration.maxTemplatesTotal
-            else {
-                statistics.templatesRejectedByLimit &+= 1
-                return
-            }
             state = DomainState()
             session.domains[domain] = state
         }
-        let entry = CachedTemplate(plan: plan, format: wireFormat, lastRefreshedSeconds: nowSeconds)
-        if state.templates.updateValue(entry, forKey: plan.templateID) != nil {
-            // Only reached after `refreshIfUnchanged` said no: the definition differs.
-            generation &+= 1
+        state.templates[plan.templateID] = CachedTemplate(plan: plan, format: wireFormat, lastRefreshedSeconds: nowSeconds)
+        if let held { account(session, removing: held.plan) }
+        account(session, adding: plan)
+        if held != nil {
             statistics.templatesReplaced &+= 1
-            return
+        } else {
+            statistics.templatesAdded &+= 1
         }
-        makeRoomForOneTemplate(keeping: session, statistics: &statistics)
-        guard session.templateCount < configuration.maxTemplatesPerSession,
-            templateCount < configuration.maxTemplatesTotal
-        else {
-            state.templates[plan.templateID] = nil
-            statistics.templatesRejectedByLimit &+= 1
-            return
-        }
-        session.templateCount += 1
-        templateCount += 1
-        generation &+= 1
-        statistics.templatesAdded &+= 1
     }
 
     /// Records what an options data set said about its domain.
@@ -204,23 +284,21 @@ final class TemplateCache {
     }
 
     func sweep(nowSeconds: UInt32, statistics: inout DecodeStatistics) {
-        var idleSessions: [ExporterAddress] = []
-        for (address, session) in sessions {
+        var idleSessions: [TransportSession] = []
+        for session in sessions.values {
             for (domain, state) in session.domains {
                 for (id, cached) in state.templates where isExpired(cached.lastRefreshedSeconds, now: nowSeconds) {
                     state.templates[id] = nil
-                    session.templateCount -= 1
-                    templateCount -= 1
-                    generation &+= 1
+                    account(session, removing: cached.plan)
                     statistics.templatesExpired &+= 1
                 }
                 if state.templates.isEmpty { session.domains[domain] = nil }
             }
             if session.domains.isEmpty, isExpired(session.lastActiveSeconds, now: nowSeconds) {
-                idleSessions.append(address)
+                idleSessions.append(session)
             }
         }
-        for address in idleSessions { remove(address) }
+        for session in idleSessions { remove(session) }
     }
 
     func isExpired(_ refreshed: UInt32, now: UInt32) -> Bool {
@@ -228,30 +306,130 @@ final class TemplateCache {
         now > refreshed && now - refreshed > configuration.templateLifetimeSeconds
     }
 
-    /// At the total limit, the least recently used *other* session holding templates is evicted, so a
-    /// flood from many source ports cannot lock every other exporter out until its templates expire;
-    /// the per-session limit still bounds what one session may hold.
-    private func makeRoomForOneTemplate(keeping session: TransportSession, statistics: inout DecodeStatistics) {
-        guard templateCount >= configuration.maxTemplatesTotal,
-            session.templateCount < configuration.maxTemplatesPerSession else { return }
-        let victim = sessions.values.lazy.filter { $0 !== session && $0.templateCount > 0 }
-            .min { $0.lastUsedTick < $1.lastUsedTick }
-        guard let victim else { return }
-        remove(victim.exporter)
-        statistics.sessionsEvicted &+= 1
+    /// The size `TemplateSnapshot.write` would produce now, in octets, without writing it:
+    /// O(sessions + domains), so an oversized snapshot can be skipped before it is serialised.
+    var snapshotSize: Int {
+        var size = TemplateSnapshot.headerLength + 4 + definitionBytes + templateCount * TemplateSnapshot.templateEntryLength
+        var session = withTemplates.newest
+        while let current = session {
+            size += TemplateSnapshot.sessionEntryLength
+            for state in current.domains.values where !state.templates.isEmpty { size += TemplateSnapshot.domainEntryLength }
+            session = current.older
+        }
+        return size
     }
 
-    private func evictLeastRecentlyUsed(_ statistics: inout DecodeStatistics) {
-        // A linear scan, only when a new session arrives at the limit: no per-datagram bookkeeping.
-        guard let oldest = sessions.min(by: { $0.value.lastUsedTick < $1.value.lastUsedTick }) else { return }
-        remove(oldest.key)
-        statistics.sessionsEvicted &+= 1
+    // MARK: - Limits
+
+    /// Frees a session slot for a new session of `address` (see the type's comment); false when none
+    /// may be freed.
+    private func makeRoomForSession(of address: IPAddress, statistics: inout DecodeStatistics) -> Bool {
+        if let peers = sessionsOfAddress[address], peers.count >= configuration.maxSessionsPerAddress {
+            // A bounded scan (at most the quota): the address's idle sessions go first, then its oldest.
+            var victim = peers[0]
+            for peer in peers.dropFirst() {
+                let peerIdle = peer.templateCount == 0, victimIdle = victim.templateCount == 0
+                if peerIdle != victimIdle ? peerIdle : peer.lastUsedTick < victim.lastUsedTick { victim = peer }
+            }
+            remove(victim)
+            statistics.sessionsEvictedByReason[SessionEvictionReason.addressQuota.rawValue] &+= 1
+            return true
+        }
+        guard sessions.count >= configuration.maxSessions else { return true }
+        guard let victim = withoutTemplates.oldest else { return false }
+        remove(victim)
+        statistics.sessionsEvictedByReason[SessionEvictionReason.sessionLimit.rawValue] &+= 1
+        return true
     }
 
-    private func remove(_ address: ExporterAddress) {
-        guard let session = sessions.removeValue(forKey: address) else { return }
+    /// At a total limit (count or bytes), evicts the least recently used *other* sessions holding
+    /// templates until `count` more templates of `bytes` more fit, so a flood from many source ports
+    /// cannot lock every other exporter out until its templates expire; the per-session limits still
+    /// bound what one session may hold. Never during an import.
+    private func makeRoomForTemplate(
+        keeping session: TransportSession, count: Int, bytes: Int, statistics: inout DecodeStatistics
+    ) {
+        guard !isImporting, bytes <= configuration.maxTemplateBytesTotal else { return }
+        while templateCount + count > configuration.maxTemplatesTotal
+            || templateBytes + bytes > configuration.maxTemplateBytesTotal
+        {
+            guard let oldest = withTemplates.oldest,
+                let victim = oldest !== session ? oldest : oldest.newer
+            else { return }
+            remove(victim)
+            statistics.sessionsEvictedByReason[SessionEvictionReason.templateLimit.rawValue] &+= 1
+        }
+    }
+
+    // MARK: - Bookkeeping
+
+    private func add(_ exporter: ExporterAddress) -> TransportSession {
+        let session = TransportSession(exporter: exporter)
+        sessions[exporter] = session
+        sessionsOfAddress[exporter.address, default: []].append(session)
+        withoutTemplates.pushNewest(session)
+        return session
+    }
+
+    /// Moves a session to the newest end of the list it belongs on (by whether it holds templates).
+    private func relist(_ session: TransportSession) {
+        if session.templateCount > 0 {
+            withTemplates.unlink(session)
+            withTemplates.pushNewest(session)
+        } else {
+            withoutTemplates.unlink(session)
+            withoutTemplates.pushNewest(session)
+        }
+    }
+
+    private func account(_ session: TransportSession, adding plan: DecodePlan) {
+        if session.templateCount == 0 {
+            withoutTemplates.unlink(session)
+            withTemplates.pushNewest(session)
+        }
+        session.templateCount += 1
+        session.templateBytes += plan.memoryCost
+        session.definitionBytes += plan.definition.count
+        templateCount += 1
+        templateBytes += plan.memoryCost
+        definitionBytes += plan.definition.count
+        generation &+= 1
+    }
+
+    private func account(_ session: TransportSession, removing plan: DecodePlan) {
+        session.templateCount -= 1
+        session.templateBytes -= plan.memoryCost
+        session.definitionBytes -= plan.definition.count
+        templateCount -= 1
+        templateBytes -= plan.memoryCost
+        definitionBytes -= plan.definition.count
+        generation &+= 1
+        if session.templateCount == 0 {
+            withTemplates.unlink(session)
+            withoutTemplates.pushNewest(session)
+        }
+    }
+
+    private func remove(_ session: TransportSession) {
+        guard sessions.removeValue(forKey: session.exporter) != nil else { return }
+        let address = session.exporter.address
+        if var peers = sessionsOfAddress[address] {
+            peers.removeAll { $0 === session }
+            sessionsOfAddress[address] = peers.isEmpty ? nil : peers
+        }
+        if session.templateCount > 0 {
+            withTemplates.unlink(session)
+            generation &+= 1
+        } else {
+            withoutTemplates.unlink(session)
+        }
         templateCount -= session.templateCount
-        if session.templateCount > 0 { generation &+= 1 }
+        templateBytes -= session.templateBytes
+        definitionBytes -= session.definitionBytes
+        session.domains = [:]
+        session.templateCount = 0
+        session.templateBytes = 0
+        session.definitionBytes = 0
         if lastSession === session { lastSession = nil }
     }
 }
@@ -259,17 +437,23 @@ final class TemplateCache {
 extension TemplateCache {
     /// What every decoder does once a message header checks out: find (or create) the exporter's
     /// session, count the datagram and its domain, and set up the record the message's flows reuse.
+    /// Nil when no session can be had (the caller decides: v5 needs none, IPFIX and v9 drop the datagram).
     func beginMessage(
         from exporter: ExporterAddress, domain: UInt32, exportSeconds: UInt32, nowSeconds: UInt32,
         statistics: inout DecodeStatistics
-    ) -> (TransportSession, FlowRecord) {
-        let session = session(for: exporter, nowSeconds: nowSeconds, statistics: &statistics)
+    ) -> (TransportSession, FlowRecord)? {
+        guard let session = session(for: exporter, nowSeconds: nowSeconds, statistics: &statistics) else { return nil }
         session.statistics.datagrams &+= 1
         session.noteDomain(domain)
+        return (session, Self.messageRecord(from: exporter, domain: domain, exportSeconds: exportSeconds))
+    }
+
+    /// The record a message's flows start from: who sent it and when.
+    static func messageRecord(from exporter: ExporterAddress, domain: UInt32, exportSeconds: UInt32) -> FlowRecord {
         var record = FlowRecord()
         record.exporter = exporter.address
         record.observationDomain = domain
         record.exportTimeMs = UInt64(exportSeconds) * 1000
-        return (session, record)
+        return record
     }
 }

@@ -75,6 +75,10 @@ enum TemplateSnapshot {
     static let version: UInt16 = 1
     static let headerLength = 20
     static let optionsFlag: UInt8 = 1
+    /// Octets of each entry before its contents (see the format above), for `TemplateCache.snapshotSize`.
+    static let sessionEntryLength = 1 + 16 + 2 + 4
+    static let domainEntryLength = 4 + 4 + 8 + 4 + 4
+    static let templateEntryLength = 1 + 1 + 2 + 4 + 2
 
     // MARK: - Writing
 

@@ -107,7 +107,11 @@ public final class Worker {
             templateLifetimeSeconds: UInt32(clamping: configuration.templatesLifetimeSeconds),
             maxTemplatesPerSession: configuration.templatesMaxPerSession,
             maxTemplatesTotal: configuration.templatesMaxTotal,
-            maxSessions: configuration.exportersMax))
+            maxSessions: configuration.exportersMax,
+            maxFieldsPerTemplate: configuration.templatesMaxFields,
+            maxTemplateBytesTotal: configuration.templatesMaxBytes,
+            maxTemplateBytesPerSession: configuration.templatesMaxBytesPerSession,
+            maxSessionsPerAddress: configuration.exportersMaxPerAddress))
         let fields: OutputFields
         do { fields = try OutputFields(parsing: configuration.outputFields.joined(separator: ",")) } catch {
             throw .configuration("\(error)")
@@ -165,7 +169,12 @@ public final class Worker {
                         local.receiveErrors &+= 1
                         continue
                     }
-                    for d in 0..<UInt32(n) { receive(rx, index: d, nowSeconds: now, counters: &local) }
+                    // The heartbeat advances per datagram (a clock read and a store, ~1% of the cheapest
+                    // datagram's decode): a batch of costly datagrams cannot starve it.
+                    for d in 0..<UInt32(n) {
+                        receive(rx, index: d, nowSeconds: now, counters: &local)
+                        segment.heartbeat(at: Clock.monotonicNanoseconds)
+                    }
                     received += Int(n)
                     if Int(n) < batchSize { sink.flush() }  // socket drained: send a partial batch now
                 }
@@ -297,6 +306,12 @@ public final class Worker {
         segment[.kafkaFatalErrors] = k.fatalErrors
         segment[.templatesActive] = UInt64(decoder.activeTemplateCount)
         segment[.exportersActive] = UInt64(decoder.sessionCount)
+        for reason in SessionEvictionReason.allCases {
+            segment[WorkerCounter.sessionsEvicted(reason)] = s.sessionsEvicted(reason)
+        }
+        segment[.recordsWithoutFlowFields] = s.recordsWithoutFlowFields
+        segment[.datagramsWithoutSession] = s.datagramsWithoutSession
+        segment[.templateBytesActive] = UInt64(decoder.activeTemplateBytes)
         for kind in DecodeErrorKind.allCases { segment.setErrorCount(index: kind.rawValue, s.errors(kind)) }
     }
 
@@ -339,6 +354,15 @@ public final class Worker {
     private func publishTemplateSnapshot() {
         guard let exchange = templateExchange else { return }
         let generation = decoder.templateGeneration
+        // Sized before it is written: a cache beyond the exchange is not serialised at every change.
+        let size = decoder.templateSnapshotSize
+        guard size <= TemplateExchange.capacity else {
+            if publishedTemplateGeneration != generation {
+                logger.warning("template snapshot of \(size) bytes exceeds the exchange (\(TemplateExchange.capacity)); successors will relearn templates")
+                publishedTemplateGeneration = generation
+            }
+            return
+        }
         decoder.writeTemplateSnapshot(into: &snapshotBuffer)
         if exchange.publish(snapshotBuffer) {
             publishedTemplateGeneration = generation
