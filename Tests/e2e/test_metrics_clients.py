@@ -58,7 +58,9 @@ def connection_results(kflow) -> dict[str, float]:
     return kflow.metrics().by_label("kflow_metrics_http_connections_total", "result")
 
 
-def test_clients_that_reset_mid_response_leave_master_and_workers_running(kflow):
+def test_clients_that_reset_mid_response_leave_master_and_workers_running(kflow_factory, broker, topic):
+    # 1,000 source ports of one address: past the default per-address session quota (64).
+    kflow = kflow_factory(broker.bootstrap, topic, exporters__max__per__address=2000)
     master, workers = kflow.process.pid, sorted(kflow.worker_pids())
     # A /metrics of some 200 KB (series per exporter source port), more than a small receive window holds.
     template = ipfix.flow_message([Flow("10.0.0.1", "10.0.0.2", 1000, 80, 6, 0, 100, 1)], 1_700_000_000)

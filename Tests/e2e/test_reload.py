@@ -22,7 +22,8 @@ from support.procs import wait_until
 from support.reload import reload_with, wait_reload_applied
 
 EXPORT_TIME = 1_700_000_000
-FLOWS = 300_000
+# Nine seconds of load: five reloads with their pauses need about four, more on a busy machine.
+FLOWS = 450_000
 RATE = 50_000
 # ipfix-gen's IPv4 record is 44 octets (its template's field lengths); a 1400-octet datagram holds a
 # 16-octet header, a 4-octet set header and 31 records. Every data set but an exporter's last is full.
@@ -141,7 +142,7 @@ RELOAD_STEPS = [
 
 
 def test_reloads_at_steady_load_lose_no_flow_outside_unknown_template_sets(kflow_factory, broker, topic, ipfix_gen):
-    """~300k flows at ~50k flows/s while SIGHUP applies a kafka.props change, 2 -> 3 -> 1 -> 2 workers and
+    """~450k flows at ~50k flows/s while SIGHUP applies a kafka.props change, 2 -> 3 -> 1 -> 2 workers and
     new output fields; templates precede every burst. Every flow is in Kafka exactly once unless its data
     set reached a new worker before that worker saw the template (a race confined to the overlap)."""
     kflow = kflow_factory(broker.bootstrap, topic, server__buffer__size=4 * 1024 * 1024)
