@@ -86,4 +86,60 @@ import Testing
         #expect(WorkerCounter.kafkaErrors.metric.read(readings) == 11)
         #expect(WorkerCounter.templateBytesActive.metric.read(readings) == 13)
     }
+
+    @Test func theReadmeSettingsTableNamesEverySettingWithItsDefault() throws {
+        let defaults = KflowConfiguration.defaults.flatEntries()
+        var expected: [String: [String]] = [:]
+        for (key, value) in defaults where !key.hasPrefix(ConfigurationKey.kafkaPropsPrefix) { expected[key] = [value] }
+        expected["kafka.props.*"] = defaults.filter { $0.key.hasPrefix(ConfigurationKey.kafkaPropsPrefix) }
+            .map { String($0.key.dropFirst(ConfigurationKey.kafkaPropsPrefix.count)) + "=" + $0.value }
+        var documented: [String: [String]] = [:]
+        for row in try Self.table("README.md", under: "## Configuration") {
+            let keys = Self.codeSpans(row[0])
+            // "(empty)" is the empty default; "`a` / `b`" gives the defaults of "`k1` / `k2`" in turn.
+            let values = row[1] == "(empty)" ? [""] : Self.codeSpans(row[1])
+            if keys.count == 1 {
+                documented[keys[0]] = values
+            } else {
+                #expect(keys.count == values.count, "README row \(row[0]): \(keys.count) keys, \(values.count) defaults")
+                for (key, value) in zip(keys, values) { documented[key] = [value] }
+            }
+        }
+        #expect(Set(documented.keys) == Set(expected.keys),
+                "README settings table: missing \(Set(expected.keys).subtracting(documented.keys).sorted()), unknown \(Set(documented.keys).subtracting(expected.keys).sorted())")
+        for (key, values) in expected where documented[key] != nil {
+            #expect(documented[key] == values, "README says \(key) defaults to \(documented[key] ?? []), the reference to \(values)")
+        }
+    }
+
+    @Test func theConfigurationKeysTableNamesEverySettingAndItsRange() throws {
+        var documented: [String: String] = [:]
+        for row in try Self.table("docs/CONFIGURATION.md", under: "## Keys") {
+            for key in Self.codeSpans(row[0]) { documented[key] = row[1] }
+        }
+        let expected = Set(ConfigurationKey.allCases.map { $0 == .kafkaProps ? "kafka.props.*" : $0.rawValue })
+        #expect(Set(documented.keys) == expected,
+                "docs/CONFIGURATION.md keys table: missing \(expected.subtracting(documented.keys).sorted()), unknown \(Set(documented.keys).subtracting(expected).sorted())")
+        for key in ConfigurationKey.allCases {
+            guard let range = key.range, let accepted = documented[key.rawValue] else { continue }
+            #expect(Self.ranges(in: accepted).contains(range),
+                    "docs/CONFIGURATION.md says \(key.rawValue) accepts '\(accepted)'; validation takes \(range)")
+        }
+    }
+
+    /// The "A–B" ranges of a docs cell, with 2³¹−1 and 2⁴⁰ written as powers and 100000 plain.
+    static func ranges(in text: String) -> [ClosedRange<Int>] {
+        let normalised = text.replacingOccurrences(of: "2³¹−1", with: String(Int32.max)).replacingOccurrences(of: "2⁴⁰", with: String(1 << 40))
+        let pieces = normalised.components(separatedBy: "–")
+        return zip(pieces, pieces.dropFirst()).compactMap { before, after in
+            let low = String(before.reversed().prefix { $0.isNumber }.reversed())
+            guard let l = Int(low), let h = Int(after.prefix { $0.isNumber }), l <= h else { return nil }
+            return l...h
+        }
+    }
+
+    @Test func theOutputFieldsTableListsTheCatalogInOutputOrder() throws {
+        let documented = try Self.table("docs/OUTPUT.md", under: "## Optional fields (`output.fields`)").map { Self.codeSpans($0[0]).first ?? $0[0] }
+        #expect(documented == OutputFields.catalog.map(\.name), "docs/OUTPUT.md lists \(documented), the catalog \(OutputFields.catalog.map(\.name))")
+    }
 }
