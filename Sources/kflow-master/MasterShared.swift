@@ -115,12 +115,7 @@ final class MasterShared: Sendable {
             }
             for c in WorkerCounter.allCases {
                 let d = c.metric
-                if let label = d.label {
-                    out.declare(d.name, .counter, help: d.help)
-                    out.add(d.name, .counter, help: "", labels: [label], value: total(c))
-                } else {
-                    out.add(d.name, c.isGauge ? .gauge : .counter, help: d.help, value: total(c))
-                }
+                out.add(d.name, d.kind, help: d.help, labels: d.label.map { [$0] } ?? [], value: total(c))
             }
             out.declare("kflow_decode_errors_total", .counter, help: "Datagrams, sets or records rejected by the decoders, by reason.")
             for kind in DecodeErrorKind.allCases {
@@ -177,58 +172,6 @@ final class MasterShared: Sendable {
                 out.add("server_receive_queue", .gauge, help: "", labels: [("socket", String(i))], value: kernel[inode]?.receiveQueueBytes ?? 0)
             }
             return out.text
-        }
-    }
-}
-
-extension WorkerCounter {
-    /// Prometheus name and help for each worker counter.
-    var metric: (name: String, help: String, label: (String, String)?) {
-        let (name, help) = nameAndHelp
-        switch self {
-        case .sessionsEvictedSessionLimit: return (name, help, ("reason", SessionEvictionReason.sessionLimit.label))
-        case .sessionsEvictedAddressQuota: return (name, help, ("reason", SessionEvictionReason.addressQuota.label))
-        case .sessionsEvictedTemplateLimit: return (name, help, ("reason", SessionEvictionReason.templateLimit.label))
-        default: return (name, help, nil)
-        }
-    }
-
-    private var nameAndHelp: (name: String, help: String) {
-        switch self {
-        case .datagramsReceived: ("kflow_datagrams_received_total", "UDP datagrams received.")
-        case .datagramBytesReceived: ("kflow_datagram_bytes_received_total", "UDP payload bytes received.")
-        case .datagramsTruncated: ("kflow_datagrams_truncated_total", "Datagrams larger than the receive buffer, dropped.")
-        case .receiveErrors: ("kflow_receive_errors_total", "Socket receive errors.")
-        case .flowsDecoded: ("kflow_flows_decoded_total", "Flow records decoded.")
-        case .optionsRecords: ("kflow_options_records_total", "Options data records parsed (not emitted as flows).")
-        case .unknownTemplateSets: ("kflow_unknown_template_sets_total", "Data sets dropped because their template is unknown (per exporter: kflow_exporter_unknown_template_sets_total).")
-        case .templatesAdded: ("kflow_templates_added_total", "Templates learned.")
-        case .templatesReplaced: ("kflow_templates_replaced_total", "Templates redefined by their exporter.")
-        case .templatesExpired: ("kflow_templates_expired_total", "Templates expired after templates.lifetime without refresh.")
-        case .templatesRejected: ("kflow_templates_rejected_total", "Templates refused by the per-session or total limit.")
-        case .templatesImported: ("kflow_templates_imported_total", "Templates taken over from earlier workers' snapshots (reload, restart).")
-        case .templateWithdrawalsIgnored: ("kflow_template_withdrawals_ignored_total", "Template withdrawals received over UDP and ignored (RFC 7011 section 8.4).")
-        case .kafkaProduced: ("kflow_kafka_produced_total", "Messages handed to the Kafka producer.")
-        case .kafkaDelivered: ("kflow_kafka_delivered_total", "Messages the broker acknowledged.")
-        case .kafkaDeliveryFailed: ("kflow_kafka_delivery_failed_total", "Messages that failed delivery (after librdkafka's retries).")
-        case .kafkaQueueFullDrops: ("kflow_kafka_queue_full_drops_total", "Messages dropped because the producer queue was full.")
-        case .kafkaProduceErrors: ("kflow_kafka_produce_errors_total", "Messages the producer refused for another reason.")
-        case .kafkaQueueDepth: ("kflow_kafka_queue_depth", "Messages waiting in the producers' queues.")
-        case .templatesActive: ("kflow_templates_active", "Templates currently cached.")
-        case .exportersActive: ("kflow_exporters_active", "Exporter sessions currently tracked.")
-        case .kafkaRecordsProduced: ("kflow_kafka_records_produced_total", "Flow records in the messages handed to the Kafka producer (equals messages unless output.batch.records > 1).")
-        case .kafkaRecordsDelivered: ("kflow_kafka_records_delivered_total", "Flow records in messages the broker acknowledged.")
-        case .kafkaRecordsFailed: ("kflow_kafka_records_failed_total", "Flow records in messages that failed delivery, purges included.")
-        case .kafkaRecordsDropped: ("kflow_kafka_records_dropped_total", "Flow records in messages dropped on a full queue or refused by the producer.")
-        case .kafkaPurged: ("kflow_kafka_purged_total", "Messages still undelivered when a worker stopped (kafka.flush.timeout.ms passed, or a fatal producer error), purged; included in kflow_kafka_delivery_failed_total.")
-        case .kafkaErrors: ("kflow_kafka_errors_total", "Errors librdkafka reported (broker down, authentication, all brokers down, ...); logged at most once per error code per 10 s.")
-        case .kafkaFatalErrors: ("kflow_kafka_fatal_errors_total", "Fatal producer errors; the worker drains, exits and is replaced.")
-        case .datagramsRejected: ("kflow_datagrams_rejected_total", "Datagrams from senders outside server.allow, dropped before decoding.")
-        case .sessionsEvictedSessionLimit, .sessionsEvictedAddressQuota, .sessionsEvictedTemplateLimit:
-            ("kflow_template_sessions_evicted_total", "Exporter sessions (and their templates) evicted before expiry, by reason: session_limit (exporters.max; only sessions without templates), address_quota (exporters.max.per.address), template_limit (templates.max.total or templates.max.bytes).")
-        case .recordsWithoutFlowFields: ("kflow_records_without_flow_fields_total", "Data records whose template has no address, port, protocol or counter field: parsed, not emitted.")
-        case .datagramsWithoutSession: ("kflow_datagrams_without_session_total", "IPFIX/v9 datagrams of a new exporter session dropped: exporters.max reached and every session holds templates.")
-        case .templateBytesActive: ("kflow_template_bytes_active", "Memory the cached templates use, in bytes (as templates.max.bytes counts it).")
         }
     }
 }

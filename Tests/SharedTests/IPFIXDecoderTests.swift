@@ -336,7 +336,6 @@ import Testing
         #expect(perExporter[.testExporter]?.setsWithUnknownTemplate == 1)
         #expect(perExporter[.testExporter]?.flowRecords == 1)
         #expect(perExporter[.testExporter]?.datagrams == 1)
-        #expect(perExporter[.testExporter]?.observationDomains == [1])
     }
 
     @Test func optionsRecordsAreNotEmittedAndTheirSamplingIntervalReachesLaterFlows() {

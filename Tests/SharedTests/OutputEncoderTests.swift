@@ -148,7 +148,7 @@ import Testing
         record.tos = 4
         record.present = [.tos]
         record.observationDomain = 0
-        let bytes = encodeToBytes(record, fields: [.vlan, .tos, .domain, .start])
+        let bytes = encodeToBytes(record, fields: OutputFields([.vlan, .tos, .domain, .start]))
         #expect(String(decoding: bytes, as: UTF8.self).hasSuffix(#","time":1700000000000,"tos":4,"domain":0}"#))
     }
 
@@ -156,7 +156,7 @@ import Testing
         var record = Self.kflowExample()
         record.present = [.flowStart, .vlan, .srcAS]
         record.vlan = 5
-        let bytes = encodeToBytes(record, fields: [.vlan])
+        let bytes = encodeToBytes(record, fields: OutputFields(.vlan))
         #expect(OutputReference.keyOrder(bytes).suffix(2) == ["time", "vlan"])
     }
 

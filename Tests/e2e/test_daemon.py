@@ -256,3 +256,15 @@ def test_healthz_is_503_while_a_crash_looping_worker_is_missing(kflow_factory, b
     wait_until(lambda: kflow.metrics().get("kflow_workers_crash_looping") == 0, 13, 0.2,
                "kflow_workers_crash_looping back to 0 after 10 s of a stable worker")
     assert time.monotonic() - recovered_from > 8, "kflow_workers_crash_looping cleared before the worker proved stable"
+
+
+def test_workers_log_at_the_configured_level(kflow_factory, broker, topic):
+    # Workers get log.level over their configuration pipe after they start; they used to keep logging at
+    # info ("worker 0 (generation 1) receiving on ..."), whatever the setting.
+    kflow = kflow_factory(broker.bootstrap, topic, log__level="warning")
+    kflow.stop()
+    lines = kflow.stderr_path.read_text().splitlines()
+    worker_info = [line for line in lines if line.startswith(("<6>kflow-worker", "<5>kflow-worker", "<7>kflow-worker"))]
+    assert not worker_info, f"log.level=warning, yet workers logged below warning: {worker_info[:5]}"
+    master_info = [line for line in lines if line.startswith(("<6>kflow-master", "<5>kflow-master"))]
+    assert not master_info, f"log.level=warning, yet the master logged below warning: {master_info[:5]}"

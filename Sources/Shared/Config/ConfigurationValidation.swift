@@ -24,38 +24,26 @@ struct Resolver {
 
     /// The configuration, or nil when a value is missing or invalid (then `issues` says why).
     mutating func resolve(checkingWithLibrdkafka: Bool) -> KflowConfiguration? {
-        let maxInt32 = Int(Int32.max)
-        let hostProblem = "is not an IPv4 or IPv6 address literal"
-        var configuration = KflowConfiguration(
-            serverHost: value(.serverHost, problem: hostProblem, parse: Self.addressLiteral),
-            serverPort: value(.serverPort, problem: "is not a port number (1-65535)") { UInt16(exactly: Self.integer($0, in: 1...65535) ?? -1) },
-            serverThreads: integer(.serverThreads, in: 0...1024),
-            serverBufferSize: integer(.serverBufferSize, in: 1024...maxInt32),
-            serverBatchSize: integer(.serverBatchSize, in: 1...1024),
-            serverReceiveWaitMicroseconds: integer(.serverReceiveWait, in: 0...100_000),
-            kafkaTopic: value(.kafkaTopic, problem: "is not a Kafka topic name (1-249 of a-z A-Z 0-9 . _ -, not . or ..)", parse: Self.topicName),
-            kafkaProducers: integer(.kafkaProducers, in: 1...1024),
-            kafkaProperties: kafkaProperties(checkingWithLibrdkafka: checkingWithLibrdkafka),
-            kafkaFlushTimeoutMilliseconds: integer(.kafkaFlushTimeout, in: 0...maxInt32),
-            outputFields: outputFields(),
-            outputBatchRecords: integer(.outputBatchRecords, in: 1...100_000),
-            templatesLifetimeSeconds: integer(.templatesLifetime, in: 1...maxInt32),
-            templatesMaxPerSession: integer(.templatesMaxPerSession, in: 1...maxInt32),
-            templatesMaxTotal: integer(.templatesMaxTotal, in: 1...maxInt32),
-            exportersMax: integer(.exportersMax, in: 1...maxInt32),
-            metricsHost: value(.metricsHost, problem: hostProblem, parse: Self.addressLiteral),
-            metricsPort: value(.metricsPort, problem: "is not a port number (1-65535, or 0 to disable metrics)") { UInt16(exactly: Self.integer($0, in: 0...65535) ?? -1) },
-            workerHeartbeatTimeoutMilliseconds: integer(.workerHeartbeatTimeout, in: 100...86_400_000),
-            workerStopTimeoutMilliseconds: integer(.workerStopTimeout, in: 100...86_400_000),
-            logLevel: value(.logLevel, problem: "is not one of debug, info, notice, warning, error") {
-                KflowConfiguration.LogLevel(rawValue: $0.lowercased())
-            },
-            serverAllow: allowList(.serverAllow),
-            templatesMaxFields: integer(.templatesMaxFields, in: 1...65535),
-            templatesMaxBytes: integer(.templatesMaxBytes, in: 65536...(1 << 40)),
-            templatesMaxBytesPerSession: integer(.templatesMaxBytesPerSession, in: 65536...(1 << 40)),
-            exportersMaxPerAddress: integer(.exportersMaxPerAddress, in: 1...maxInt32)
-        )
+        var configuration = KflowConfiguration()
+        for key in ConfigurationKey.allCases {
+            switch key.setting {
+            case .integer(let path, let range):
+                configuration[keyPath: path] = integer(key, in: range)
+            case .port(let path, let range, let problem):
+                configuration[keyPath: path] = value(key, problem: problem) { UInt16(exactly: Self.integer($0, in: range) ?? -1) }
+            case .address(let path):
+                configuration[keyPath: path] = value(key, problem: "is not an IPv4 or IPv6 address literal", parse: Self.addressLiteral)
+            case .topic(let path):
+                configuration[keyPath: path] = value(key, problem: "is not a Kafka topic name (1-249 of a-z A-Z 0-9 . _ -, not . or ..)", parse: Self.topicName)
+            case .logLevel:
+                configuration.logLevel = value(key, problem: "is not one of debug, info, notice, warning, error") {
+                    KflowConfiguration.LogLevel(rawValue: $0.lowercased())
+                }
+            case .allowList: configuration.serverAllow = allowList(key)
+            case .outputFields: configuration.outputFields = outputFields()
+            case .kafkaProperties: configuration.kafkaProperties = kafkaProperties(checkingWithLibrdkafka: checkingWithLibrdkafka)
+            }
+        }
         guard issues.isEmpty else { return nil }
         configuration.sources = sources
         return configuration

@@ -2,6 +2,8 @@ import Logging
 
 /// The effective, validated configuration of a kflow master or worker.
 /// Build one with `ConfigurationSources.load()` (master) or `KflowConfiguration.parse(workerText:)` (worker).
+/// Each setting's stored property is named by its row in `ConfigurationKey.setting`; the initial values
+/// are placeholders the resolver overwrites (the built-in defaults are in `ReferenceConfiguration`).
 public struct KflowConfiguration: Sendable {
     public enum LogLevel: String, Sendable, CaseIterable {
         case debug, info, notice, warning, error
@@ -18,50 +20,50 @@ public struct KflowConfiguration: Sendable {
     }
 
     /// IPv4 or IPv6 literal the UDP sockets bind to ("::" = dual-stack).
-    public var serverHost: String
-    public var serverPort: UInt16
+    public var serverHost = ""
+    public var serverPort: UInt16 = 0
     /// Worker processes; 0 = one per online CPU (see `workerCount(onlineCPUs:)`).
-    public var serverThreads: Int
+    public var serverThreads = 0
     /// SO_RCVBUF per worker socket, in bytes.
-    public var serverBufferSize: Int
+    public var serverBufferSize = 0
     /// Datagrams per recvmmsg call.
-    public var serverBatchSize: Int
+    public var serverBatchSize = 0
     /// Microseconds a worker lets datagrams gather after a short read before it reads again; 0 = none.
-    public var serverReceiveWaitMicroseconds: Int
+    public var serverReceiveWaitMicroseconds = 0
 
-    public var kafkaTopic: String
+    public var kafkaTopic = ""
     /// KFlow's producer count, accepted for compatibility only: each kflow worker owns one producer.
-    public var kafkaProducers: Int
+    public var kafkaProducers = 0
     /// Everything under `kafka.props.`, prefix removed, for `rd_kafka_conf_set` in this order: defaults
     /// first, then file, environment and command line entries, so a higher layer's value is set last
     /// and wins even over a librdkafka alias of a default (e.g. compression.codec over compression.type).
-    public var kafkaProperties: [(key: String, value: String)]
-    public var kafkaFlushTimeoutMilliseconds: Int
+    public var kafkaProperties: [(key: String, value: String)] = []
+    public var kafkaFlushTimeoutMilliseconds = 0
 
     /// Optional JSON fields to add, in the order given, without duplicates.
-    public var outputFields: [String]
+    public var outputFields: [String] = []
     /// 1 = one JSON object per Kafka message; N > 1 = up to N newline-separated objects per message.
-    public var outputBatchRecords: Int
+    public var outputBatchRecords = 0
 
-    public var templatesLifetimeSeconds: Int
-    public var templatesMaxPerSession: Int
-    public var templatesMaxTotal: Int
-    public var exportersMax: Int
+    public var templatesLifetimeSeconds = 0
+    public var templatesMaxPerSession = 0
+    public var templatesMaxTotal = 0
+    public var exportersMax = 0
 
-    public var metricsHost: String
+    public var metricsHost = ""
     /// 0 = no metrics endpoint.
-    public var metricsPort: UInt16
+    public var metricsPort: UInt16 = 0
 
-    public var workerHeartbeatTimeoutMilliseconds: Int
-    public var workerStopTimeoutMilliseconds: Int
-    public var logLevel: LogLevel
+    public var workerHeartbeatTimeoutMilliseconds = 0
+    public var workerStopTimeoutMilliseconds = 0
+    public var logLevel = LogLevel.info
     /// Senders whose datagrams are decoded; empty = all (see `AddressAllowList`).
-    public var serverAllow: AddressAllowList
+    public var serverAllow = AddressAllowList.everyone
 
-    public var templatesMaxFields: Int
-    public var templatesMaxBytes: Int
-    public var templatesMaxBytesPerSession: Int
-    public var exportersMaxPerAddress: Int
+    public var templatesMaxFields = 0
+    public var templatesMaxBytes = 0
+    public var templatesMaxBytesPerSession = 0
+    public var exportersMaxPerAddress = 0
 
     /// Where each effective key's value came from; not part of equality (the same settings from a
     /// different layer are the same configuration).
@@ -90,8 +92,11 @@ extension KflowConfiguration: Equatable {
 }
 
 /// The settings kflow knows, in reference order. `kafkaProps` stands for every `kafka.props.*` key.
-/// The reference text must name exactly these keys (a unit test checks), so a switch over this enum
-/// is where parsing and printing of each key cannot be forgotten.
+/// With `setting` this is the one list of settings: validation (`Resolver`), the flat form (`--print-config`,
+/// the worker's pipe) and the docs checks (DocsTablesTests) follow from it. The reference text must name
+/// exactly these keys (a unit test checks). Adding a setting: a case and its `setting` row here, its
+/// stored property, its default and comment in `ReferenceConfiguration.text`, and its rows in README.md
+/// and docs/CONFIGURATION.md (both checked).
 enum ConfigurationKey: String, CaseIterable {
     case serverHost = "server.host"
     case serverPort = "server.port"
@@ -129,6 +134,59 @@ enum ConfigurationKey: String, CaseIterable {
         guard !key.hasPrefix(Self.kafkaPropsPrefix) else { return nil }
         self.init(rawValue: key)
     }
+
+    /// What a setting's text may be and where its value is kept.
+    enum Setting {
+        /// A whole number in the range.
+        case integer(WritableKeyPath<KflowConfiguration, Int>, ClosedRange<Int>)
+        /// A port number in the range; `problem` says what is accepted.
+        case port(WritableKeyPath<KflowConfiguration, UInt16>, ClosedRange<Int>, problem: String)
+        /// An IPv4 or IPv6 literal.
+        case address(WritableKeyPath<KflowConfiguration, String>)
+        /// A Kafka topic name.
+        case topic(WritableKeyPath<KflowConfiguration, String>)
+        case logLevel, allowList, outputFields, kafkaProperties
+    }
+
+    var setting: Setting {
+        let maxInt32 = Int(Int32.max)
+        switch self {
+        case .serverHost: return .address(\.serverHost)
+        case .serverPort: return .port(\.serverPort, 1...65535, problem: "is not a port number (1-65535)")
+        case .serverThreads: return .integer(\.serverThreads, 0...1024)
+        case .serverBufferSize: return .integer(\.serverBufferSize, 1024...maxInt32)
+        case .serverBatchSize: return .integer(\.serverBatchSize, 1...1024)
+        case .serverReceiveWait: return .integer(\.serverReceiveWaitMicroseconds, 0...100_000)
+        case .kafkaTopic: return .topic(\.kafkaTopic)
+        case .kafkaProducers: return .integer(\.kafkaProducers, 1...1024)
+        case .kafkaFlushTimeout: return .integer(\.kafkaFlushTimeoutMilliseconds, 0...maxInt32)
+        case .kafkaProps: return .kafkaProperties
+        case .outputFields: return .outputFields
+        case .outputBatchRecords: return .integer(\.outputBatchRecords, 1...100_000)
+        case .templatesLifetime: return .integer(\.templatesLifetimeSeconds, 1...maxInt32)
+        case .templatesMaxPerSession: return .integer(\.templatesMaxPerSession, 1...maxInt32)
+        case .templatesMaxTotal: return .integer(\.templatesMaxTotal, 1...maxInt32)
+        case .exportersMax: return .integer(\.exportersMax, 1...maxInt32)
+        case .metricsHost: return .address(\.metricsHost)
+        case .metricsPort: return .port(\.metricsPort, 0...65535, problem: "is not a port number (1-65535, or 0 to disable metrics)")
+        case .workerHeartbeatTimeout: return .integer(\.workerHeartbeatTimeoutMilliseconds, 100...86_400_000)
+        case .workerStopTimeout: return .integer(\.workerStopTimeoutMilliseconds, 100...86_400_000)
+        case .logLevel: return .logLevel
+        case .serverAllow: return .allowList
+        case .templatesMaxFields: return .integer(\.templatesMaxFields, 1...65535)
+        case .templatesMaxBytes: return .integer(\.templatesMaxBytes, 65536...(1 << 40))
+        case .templatesMaxBytesPerSession: return .integer(\.templatesMaxBytesPerSession, 65536...(1 << 40))
+        case .exportersMaxPerAddress: return .integer(\.exportersMaxPerAddress, 1...maxInt32)
+        }
+    }
+
+    /// The numbers a numeric setting accepts.
+    var range: ClosedRange<Int>? {
+        switch setting {
+        case .integer(_, let range), .port(_, let range, _): range
+        default: nil
+        }
+    }
 }
 
 extension KflowConfiguration {
@@ -146,33 +204,14 @@ extension KflowConfiguration {
     }
 
     private func flatValue(_ key: ConfigurationKey) -> String {
-        switch key {
-        case .serverHost: serverHost
-        case .serverPort: String(serverPort)
-        case .serverThreads: String(serverThreads)
-        case .serverBufferSize: String(serverBufferSize)
-        case .serverBatchSize: String(serverBatchSize)
-        case .serverReceiveWait: String(serverReceiveWaitMicroseconds)
-        case .kafkaTopic: kafkaTopic
-        case .kafkaProducers: String(kafkaProducers)
-        case .kafkaFlushTimeout: String(kafkaFlushTimeoutMilliseconds)
-        case .kafkaProps: ""
-        case .outputFields: outputFields.joined(separator: ",")
-        case .outputBatchRecords: String(outputBatchRecords)
-        case .templatesLifetime: String(templatesLifetimeSeconds)
-        case .templatesMaxPerSession: String(templatesMaxPerSession)
-        case .templatesMaxTotal: String(templatesMaxTotal)
-        case .exportersMax: String(exportersMax)
-        case .metricsHost: metricsHost
-        case .metricsPort: String(metricsPort)
-        case .workerHeartbeatTimeout: String(workerHeartbeatTimeoutMilliseconds)
-        case .workerStopTimeout: String(workerStopTimeoutMilliseconds)
+        switch key.setting {
+        case .integer(let path, _): String(self[keyPath: path])
+        case .port(let path, _, _): String(self[keyPath: path])
+        case .address(let path), .topic(let path): self[keyPath: path]
         case .logLevel: logLevel.rawValue
-        case .serverAllow: serverAllow.description
-        case .templatesMaxFields: String(templatesMaxFields)
-        case .templatesMaxBytes: String(templatesMaxBytes)
-        case .templatesMaxBytesPerSession: String(templatesMaxBytesPerSession)
-        case .exportersMaxPerAddress: String(exportersMaxPerAddress)
+        case .allowList: serverAllow.description
+        case .outputFields: outputFields.joined(separator: ",")
+        case .kafkaProperties: ""
         }
     }
 

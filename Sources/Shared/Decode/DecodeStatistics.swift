@@ -172,8 +172,6 @@ public enum SessionEvictionReason: Int, CaseIterable, Sendable {
 
 /// Per transport session counters, for the per-exporter metrics.
 public struct ExporterStatistics: Sendable {
-    /// Observation domains (IPFIX) or source IDs (v9) seen in this session's messages, in order of appearance.
-    public var observationDomains: [UInt32] = []
     public var datagrams: UInt64 = 0
     /// Flow data records emitted.
     public var flowRecords: UInt64 = 0

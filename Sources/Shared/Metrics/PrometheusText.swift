@@ -1,6 +1,6 @@
 /// Builds a Prometheus text exposition (format 0.0.4): each family's HELP and TYPE once, then samples.
 public struct PrometheusText {
-    public enum Kind: String { case counter, gauge }
+    public enum Kind: String, Sendable { case counter, gauge }
     private(set) public var text = ""
     private var declared: Set<String> = []
 

@@ -3,42 +3,6 @@ import CKflowShims
 import Glibc
 #endif
 
-/// What a worker publishes to the master. Counters are cumulative since the worker started; gauges are
-/// current values. The master adds the final values of retired workers to its own totals.
-public enum WorkerCounter: Int, CaseIterable, Sendable {
-    case datagramsReceived, datagramBytesReceived, datagramsTruncated, receiveErrors
-    case flowsDecoded, optionsRecords, unknownTemplateSets
-    case templatesAdded, templatesReplaced, templatesExpired, templatesRejected, templateWithdrawalsIgnored
-    case templatesImported
-    case kafkaProduced, kafkaDelivered, kafkaDeliveryFailed, kafkaQueueFullDrops, kafkaProduceErrors
-    // gauges
-    case kafkaQueueDepth, templatesActive, exportersActive
-    // Kafka outcomes in records (batch mode: several per message), purges at stop, error callbacks.
-    case kafkaRecordsProduced, kafkaRecordsDelivered, kafkaRecordsFailed, kafkaRecordsDropped
-    case kafkaPurged, kafkaErrors, kafkaFatalErrors
-    // counters added later (a counter's raw value is its slot in the segment: append only)
-    case datagramsRejected
-    case sessionsEvictedSessionLimit, sessionsEvictedAddressQuota, sessionsEvictedTemplateLimit
-    case recordsWithoutFlowFields, datagramsWithoutSession
-    case templateBytesActive
-
-    public var isGauge: Bool {
-        switch self {
-        case .kafkaQueueDepth, .templatesActive, .exportersActive, .templateBytesActive: return true
-        default: return false
-        }
-    }
-
-    /// The counter of sessions evicted for `reason`.
-    public static func sessionsEvicted(_ reason: SessionEvictionReason) -> WorkerCounter {
-        switch reason {
-        case .sessionLimit: .sessionsEvictedSessionLimit
-        case .addressQuota: .sessionsEvictedAddressQuota
-        case .templateLimit: .sessionsEvictedTemplateLimit
-        }
-    }
-}
-
 /// One worker's shared-memory segment: a header, counters, per-error-kind counters and a table of
 /// exporters. Created by the master (memfd, handed to the worker as an inherited descriptor) and
 /// mapped by both. Every field has exactly one writer, and is read with relaxed atomics.

@@ -9,11 +9,15 @@ public struct KFlowJSONEncoder: Sendable {
     /// The longest JSON text one record can produce with `fields` (plus the writers' overrun slack).
     public let maxRecordBytes: Int
 
+    /// `fields` ∩ `OutputFields.alwaysKnown`: written whatever the record has.
+    @usableFromInline let alwaysSelected: UInt32
+
     public init(fields: OutputFields = []) {
         self.fields = fields
+        alwaysSelected = fields.intersection(.alwaysKnown).rawValue
         var bound = JSONKeys.baseBound + TextLimits.overrun
-        for extra in JSONKeys.extras where fields.contains(extra.field) {
-            bound += extra.key.utf8CodeUnitCount + extra.maxValueBytes
+        for field in OutputField.allCases where fields.contains(OutputFields(field)) {
+            bound += JSONKeys.extraKeyBytes(field) + field.spec.maxValueBytes
         }
         maxRecordBytes = bound
     }
@@ -52,36 +56,50 @@ public struct KFlowJSONEncoder: Sendable {
         cursor.append(#","time":"#)
         cursor.appendDecimal(record.exportTimeMs)
 
-        // OutputFields share FlowRecord.Present's bits (domain is always known).
-        let selected = fields.rawValue & (record.present.rawValue | OutputFields.domain.rawValue)
+        // OutputFields share FlowRecord.Present's bits (`OutputField`).
+        let selected = (fields.rawValue & record.present.rawValue) | alwaysSelected
         if selected != 0 { cursor.position = writeExtras(record, selected: selected, at: cursor.position) }
         cursor.append(UInt8(ascii: "}"))
         return cursor.position
     }
 
+    /// Writes the fields of `selected` in ascending bit order, which is output order.
     @inlinable func writeExtras(_ record: borrowing FlowRecord, selected: UInt32,
                                 at start: UnsafeMutablePointer<UInt8>) -> UnsafeMutablePointer<UInt8> {
         var cursor = TextCursor(start)
-        @inline(__always) func has(_ field: OutputFields) -> Bool { selected & field.rawValue != 0 }
-        if has(.start) { cursor.append(#","start":"#); cursor.appendDecimal(record.flowStartMs) }
-        if has(.end) { cursor.append(#","end":"#); cursor.appendDecimal(record.flowEndMs) }
-        if has(.inInterface) { cursor.append(#","in_if":"#); cursor.appendDecimal(record.inputInterface) }
-        if has(.outInterface) { cursor.append(#","out_if":"#); cursor.appendDecimal(record.outputInterface) }
-        if has(.srcAS) { cursor.append(#","src_as":"#); cursor.appendDecimal(record.srcAS) }
-        if has(.dstAS) { cursor.append(#","dst_as":"#); cursor.appendDecimal(record.dstAS) }
-        if has(.nextHop) {
+        var bits = selected
+        while bits != 0 {
+            let bit = bits.trailingZeroBitCount
+            bits &= bits &- 1
+            // `fields` holds fields' bits only, so every bit names one.
+            guard let field = OutputField(rawValue: bit) else { continue }
+            Self.write(field, of: record, to: &cursor)
+        }
+        return cursor.position
+    }
+
+    /// One field's key (the literal `JSONKeys.extraKeyBytes` measures) and value.
+    @inlinable @inline(__always)
+    static func write(_ field: OutputField, of record: borrowing FlowRecord, to cursor: inout TextCursor) {
+        switch field {
+        case .start: cursor.append(#","start":"#); cursor.appendDecimal(record.flowStartMs)
+        case .end: cursor.append(#","end":"#); cursor.appendDecimal(record.flowEndMs)
+        case .inInterface: cursor.append(#","in_if":"#); cursor.appendDecimal(record.inputInterface)
+        case .outInterface: cursor.append(#","out_if":"#); cursor.appendDecimal(record.outputInterface)
+        case .srcAS: cursor.append(#","src_as":"#); cursor.appendDecimal(record.srcAS)
+        case .dstAS: cursor.append(#","dst_as":"#); cursor.appendDecimal(record.dstAS)
+        case .nextHop:
             cursor.append(#","nexthop":""#)
             cursor.appendAddress(record.nextHop)
             cursor.append(UInt8(ascii: "\""))
+        case .vlan: cursor.append(#","vlan":"#); cursor.appendDecimal(record.vlan)
+        case .tos: cursor.append(#","tos":"#); cursor.appendDecimal(record.tos)
+        case .domain: cursor.append(#","domain":"#); cursor.appendDecimal(record.observationDomain)
+        case .direction: cursor.append(#","dir":"#); cursor.appendDecimal(record.direction)
+        case .srcMask: cursor.append(#","src_mask":"#); cursor.appendDecimal(record.srcMask)
+        case .dstMask: cursor.append(#","dst_mask":"#); cursor.appendDecimal(record.dstMask)
+        case .sampling: cursor.append(#","sampling":"#); cursor.appendDecimal(record.samplingInterval)
         }
-        if has(.vlan) { cursor.append(#","vlan":"#); cursor.appendDecimal(record.vlan) }
-        if has(.tos) { cursor.append(#","tos":"#); cursor.appendDecimal(record.tos) }
-        if has(.domain) { cursor.append(#","domain":"#); cursor.appendDecimal(record.observationDomain) }
-        if has(.direction) { cursor.append(#","dir":"#); cursor.appendDecimal(record.direction) }
-        if has(.srcMask) { cursor.append(#","src_mask":"#); cursor.appendDecimal(record.srcMask) }
-        if has(.dstMask) { cursor.append(#","dst_mask":"#); cursor.appendDecimal(record.dstMask) }
-        if has(.sampling) { cursor.append(#","sampling":"#); cursor.appendDecimal(record.samplingInterval) }
-        return cursor.position
     }
 }
 
@@ -99,21 +117,6 @@ enum JSONKeys {
     static let packets: StaticString = #","pkts":"#
     static let time: StaticString = #","time":"#
 
-    static let start: StaticString = #","start":"#
-    static let end: StaticString = #","end":"#
-    static let inInterface: StaticString = #","in_if":"#
-    static let outInterface: StaticString = #","out_if":"#
-    static let srcAS: StaticString = #","src_as":"#
-    static let dstAS: StaticString = #","dst_as":"#
-    static let nextHop: StaticString = #","nexthop":""#
-    static let vlan: StaticString = #","vlan":"#
-    static let tos: StaticString = #","tos":"#
-    static let domain: StaticString = #","domain":"#
-    static let direction: StaticString = #","dir":"#
-    static let srcMask: StaticString = #","src_mask":"#
-    static let dstMask: StaticString = #","dst_mask":"#
-    static let sampling: StaticString = #","sampling":"#
-
     /// KFlow's ten fields at their longest: three addresses, two ports, proto, flags, three UInt64s, "}".
     static var baseBound: Int {
         let literals: [StaticString] = [dvc, src, srcPort, dst, dstPort, proto, flags, bytes, packets, time]
@@ -121,12 +124,6 @@ enum JSONKeys {
             + 3 * TextLimits.address + 2 * 5 + 3 + 5 + 3 * TextLimits.decimalDigits + 1
     }
 
-    /// Each optional field's key and the longest text of its value (UInt64: 20, UInt32: 10, UInt16: 5,
-    /// UInt8: 3, an address and its closing quote: 40).
-    static let extras: [(field: OutputFields, key: StaticString, maxValueBytes: Int)] = [
-        (.start, start, 20), (.end, end, 20), (.inInterface, inInterface, 10), (.outInterface, outInterface, 10),
-        (.srcAS, srcAS, 10), (.dstAS, dstAS, 10), (.nextHop, nextHop, TextLimits.address + 1), (.vlan, vlan, 5),
-        (.tos, tos, 3), (.domain, domain, 10), (.direction, direction, 3), (.srcMask, srcMask, 3),
-        (.dstMask, dstMask, 3), (.sampling, sampling, 10),
-    ]
+    /// The literal before an optional field's value: `,"name":` (its value's quotes count in the value).
+    static func extraKeyBytes(_ field: OutputField) -> Int { field.name.utf8.count + 4 }
 }

@@ -38,15 +38,7 @@ final class TransportSession {
     fileprivate var newer: TransportSession?
     fileprivate var older: TransportSession?
 
-    /// The statistics list of domains is for metrics; bounded so garbage headers cannot grow it.
-    static let maxListedDomains = 64
-
     init(exporter: ExporterAddress) { self.exporter = exporter }
-
-    func noteDomain(_ domain: UInt32) {
-        if statistics.observationDomains.last == domain || statistics.observationDomains.contains(domain) { return }
-        if statistics.observationDomains.count < Self.maxListedDomains { statistics.observationDomains.append(domain) }
-    }
 }
 
 /// Sessions from the most to the least recently used, linked through the sessions themselves, so
@@ -444,7 +436,6 @@ extension TemplateCache {
     ) -> (TransportSession, FlowRecord)? {
         guard let session = session(for: exporter, nowSeconds: nowSeconds, statistics: &statistics) else { return nil }
         session.statistics.datagrams &+= 1
-        session.noteDomain(domain)
         return (session, Self.messageRecord(from: exporter, domain: domain, exportSeconds: exportSeconds))
     }
 

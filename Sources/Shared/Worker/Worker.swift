@@ -81,7 +81,6 @@ public final class Worker {
     public init(options: Options, signals: SignalWaiter, logger: Logger) throws(WorkerError) {
         self.options = options
         self.signals = signals
-        self.logger = logger
         do { segment = try WorkerSegment.attach(fd: options.segmentFD) } catch { throw .system(error) }
         segment.announce(pid: getpid(), generation: options.generation)
         segment.setState(.starting)
@@ -90,6 +89,10 @@ public final class Worker {
         do { configuration = try KflowConfiguration.parse(workerText: text) } catch {
             throw .configuration("\(error)")
         }
+        // The process logs at info until the configuration arrives; from here on at log.level.
+        var logger = logger
+        logger.logLevel = configuration.logLevel.loggerLevel
+        self.logger = logger
         allowList = configuration.serverAllow
         do {
             producer = try KafkaProducer(
@@ -141,7 +144,7 @@ public final class Worker {
         defer { if let signalFD { close(signalFD) } }
         let socketCount = options.socketFDs.count
         let receiveWait = configuration.serverReceiveWaitMicroseconds
-        var local = LocalCounters()
+        var local = WorkerReadings.Receive()
         var lastExportersPublishNs: UInt64 = 0
         let imported = importTemplateSnapshots()
         if imported > 0 { logger.info("worker \(options.slot): \(imported) template(s) taken over from earlier workers") }
@@ -245,7 +248,7 @@ public final class Worker {
     static let fatalProducerExitCode: Int32 = 3
 
     @inline(__always)
-    private func receive(_ rx: OpaquePointer, index: UInt32, nowSeconds: UInt32, counters: inout LocalCounters) {
+    private func receive(_ rx: OpaquePointer, index: UInt32, nowSeconds: UInt32, counters: inout WorkerReadings.Receive) {
         var length = 0
         var truncated: Int32 = 0
         guard let data = kflow_rx_batch_data(rx, index, &length, &truncated) else { return }
@@ -264,55 +267,17 @@ public final class Worker {
                        from: ExporterAddress(address: address, port: port), nowSeconds: nowSeconds, into: &sink)
     }
 
-    /// Counters the loop keeps itself (the decoder and producer keep theirs).
-    struct LocalCounters {
-        var datagrams: UInt64 = 0
-        var bytes: UInt64 = 0
-        var truncated: UInt64 = 0
-        var receiveErrors: UInt64 = 0
-        /// Datagrams from senders outside `server.allow`.
-        var rejected: UInt64 = 0
-    }
-
-    private func publish(_ local: LocalCounters) {
-        let s = decoder.statistics
-        let k = producer.counters
-        segment[.datagramsReceived] = local.datagrams
-        segment[.datagramBytesReceived] = local.bytes
-        segment[.datagramsTruncated] = local.truncated
-        segment[.receiveErrors] = local.receiveErrors
-        segment[.datagramsRejected] = local.rejected
-        segment[.flowsDecoded] = s.flowRecords
-        segment[.optionsRecords] = s.optionsRecords
-        segment[.unknownTemplateSets] = s.setsWithUnknownTemplate
-        segment[.templatesAdded] = s.templatesAdded
-        segment[.templatesReplaced] = s.templatesReplaced
-        segment[.templatesExpired] = s.templatesExpired
-        segment[.templatesRejected] = s.templatesRejectedByLimit
-        segment[.templateWithdrawalsIgnored] = s.withdrawalsIgnored
-        segment[.templatesImported] = s.templatesImported
-        segment[.kafkaProduced] = k.produced
-        segment[.kafkaDelivered] = k.delivered
-        segment[.kafkaDeliveryFailed] = k.failed
-        segment[.kafkaQueueFullDrops] = k.queueFullDrops
-        segment[.kafkaProduceErrors] = k.produceErrors
-        segment[.kafkaQueueDepth] = UInt64(producer.queueDepth)
-        segment[.kafkaRecordsProduced] = k.recordsProduced
-        segment[.kafkaRecordsDelivered] = k.recordsDelivered
-        segment[.kafkaRecordsFailed] = k.recordsFailed
-        segment[.kafkaRecordsDropped] = k.recordsDropped
-        segment[.kafkaPurged] = k.purged
-        segment[.kafkaErrors] = k.errors
-        segment[.kafkaFatalErrors] = k.fatalErrors
-        segment[.templatesActive] = UInt64(decoder.activeTemplateCount)
-        segment[.exportersActive] = UInt64(decoder.sessionCount)
-        for reason in SessionEvictionReason.allCases {
-            segment[WorkerCounter.sessionsEvicted(reason)] = s.sessionsEvicted(reason)
-        }
-        segment[.recordsWithoutFlowFields] = s.recordsWithoutFlowFields
-        segment[.datagramsWithoutSession] = s.datagramsWithoutSession
-        segment[.templateBytesActive] = UInt64(decoder.activeTemplateBytes)
-        for kind in DecodeErrorKind.allCases { segment.setErrorCount(index: kind.rawValue, s.errors(kind)) }
+    private func publish(_ local: WorkerReadings.Receive) {
+        var readings = WorkerReadings()
+        readings.receive = local
+        readings.decode = decoder.statistics
+        readings.kafka = producer.counters
+        readings.kafkaQueueDepth = UInt64(producer.queueDepth)
+        readings.templatesActive = UInt64(decoder.activeTemplateCount)
+        readings.exportersActive = UInt64(decoder.sessionCount)
+        readings.templateBytesActive = UInt64(decoder.activeTemplateBytes)
+        for counter in WorkerCounter.allCases { segment[counter] = counter.metric.read(readings) }
+        for kind in DecodeErrorKind.allCases { segment.setErrorCount(index: kind.rawValue, readings.decode.errors(kind)) }
     }
 
     private func publishExporters() {
