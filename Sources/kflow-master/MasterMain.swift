@@ -15,9 +15,9 @@ enum MasterMain {
             return 1
         }
         logger.info("kflow \(KflowVersion.string) (librdkafka \(librdkafkaVersion)) starting; worker \(worker)")
-        let master = Master(configuration: configuration, sources: sources, logger: logger, workerExecutable: worker)
         do {
-            return try master.run()
+            let master = try Master(configuration: configuration, sources: sources, logger: logger, workerExecutable: worker)
+            return master.run()
         } catch {
             logger.critical("cannot start: \(error)")
             return 1

@@ -71,6 +71,7 @@ final class MasterShared: Sendable {
     private let state = Mutex(State())
 
     func update(_ body: (inout State) -> Void) { state.withLock { body(&$0) } }
+    func read<T>(_ body: (State) -> T) -> T { state.withLock { body($0) } }
 
     /// Where every message (record) handed to Kafka ended, over all workers so far: the line the master
     /// logs when it exits, after every worker has drained or died.
