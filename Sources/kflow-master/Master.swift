@@ -21,21 +21,24 @@ final class Master {
     let health: HealthReporter
     private(set) var stopping = false
 
-    /// A master over given parts (the unit tests give fakes); `sources` are read again on SIGHUP.
-    init(sources: ConfigurationSources, logger: Logger, shared: MasterShared, supervisor: Supervisor,
-         reloads: ReloadCoordinator, health: HealthReporter) {
+    /// A master over `groups` (bound) whose parts use `processes`, `clock` and `notifier`: the real ones
+    /// below, fakes in the unit tests. `sources` are read again on SIGHUP.
+    init(configuration: KflowConfiguration, groups: SocketGroups, sources: ConfigurationSources, logger: Logger,
+         processes: any WorkerProcesses, clock: any MonotonicClock, notifier: any ServiceNotifier, onlineCPUs: Int,
+         shared: MasterShared = MasterShared()) {
         self.sources = sources
         self.logger = logger
         self.shared = shared
-        self.supervisor = supervisor
-        self.reloads = reloads
-        self.health = health
+        supervisor = Supervisor(processes: processes, clock: clock, logger: logger, shared: shared,
+                                configuration: configuration, group: groups.current)
+        reloads = ReloadCoordinator(supervisor: supervisor, groups: groups, clock: clock, logger: logger,
+                                    shared: shared, onlineCPUs: onlineCPUs)
+        health = HealthReporter(supervisor: supervisor, notifier: notifier, clock: clock, logger: logger, shared: shared)
     }
 
     /// The real master: binds the sockets and starts the metrics server; no worker runs yet.
     convenience init(configuration: KflowConfiguration, sources: ConfigurationSources, logger: Logger,
                      workerExecutable: String) throws(SystemError) {
-        let shared = MasterShared()
         let cpus = onlineCPUs()
         let workers = configuration.workerCount(onlineCPUs: cpus)
         var groups = SocketGroups()
@@ -46,12 +49,9 @@ final class Master {
         if configuration.serverBufferSize * 2 > bufferBytes {
             logger.warning("server.buffer.size \(configuration.serverBufferSize) was capped by the kernel; raise net.core.rmem_max")
         }
-        let clock = SystemClock()
-        let supervisor = Supervisor(processes: PosixWorkerProcesses(executable: workerExecutable), clock: clock,
-                                    logger: logger, shared: shared, configuration: configuration, group: group)
-        let reloads = ReloadCoordinator(supervisor: supervisor, groups: groups, clock: clock, logger: logger,
-                                        shared: shared, onlineCPUs: cpus)
-        let health = HealthReporter(supervisor: supervisor, notifier: SystemdNotifier(), clock: clock, logger: logger, shared: shared)
+        self.init(configuration: configuration, groups: groups, sources: sources, logger: logger,
+                  processes: PosixWorkerProcesses(executable: workerExecutable), clock: SystemClock(),
+                  notifier: SystemdNotifier(), onlineCPUs: cpus)
         if configuration.metricsPort != 0 {
             let server = try MetricsHTTPServer(
                 host: configuration.metricsHost, port: configuration.metricsPort, logger: logger,
@@ -60,13 +60,15 @@ final class Master {
             server.start()
             logger.info("metrics on http://[\(configuration.metricsHost)]:\(configuration.metricsPort)/metrics")
         }
-        self.init(sources: sources, logger: logger, shared: shared, supervisor: supervisor, reloads: reloads, health: health)
     }
 
     // MARK: - The loop
 
-    func run() -> Int32 {
-        let signals = SignalWaiter(signals: [SIGHUP, SIGTERM, SIGINT, SIGQUIT, SIGCHLD])
+    /// The signals the loop takes. Blocked when this is created: before any thread starts (the metrics
+    /// server's), so every thread inherits the mask and each signal waits for the loop.
+    static func blockSignals() -> SignalWaiter { SignalWaiter(signals: [SIGHUP, SIGTERM, SIGINT, SIGQUIT, SIGCHLD]) }
+
+    func run(signals: SignalWaiter) -> Int32 {
         reloads.startFirstGeneration()
         repeat {
             if let signal = signals.wait(timeoutMilliseconds: Self.passMilliseconds) { handle(signal: signal) }

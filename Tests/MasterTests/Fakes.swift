@@ -76,15 +76,11 @@ final class MasterHarness {
                                            environment: [:], commandLine: [])
         let configuration = try sources.load()
         var groups = SocketGroups()
-        let group = try groups.prepare(host: configuration.serverHost, port: configuration.serverPort,
-                                       count: configuration.workerCount(onlineCPUs: 1), bufferSize: configuration.serverBufferSize)
-        let logger = Logger(label: "master-test", factory: { _ in SwiftLogNoOpLogHandler() })
-        let supervisor = Supervisor(processes: processes, clock: clock, logger: logger, shared: shared,
-                                    configuration: configuration, group: group)
-        let reloads = ReloadCoordinator(supervisor: supervisor, groups: groups, clock: clock, logger: logger,
-                                        shared: shared, onlineCPUs: 1)
-        let health = HealthReporter(supervisor: supervisor, notifier: notifier, clock: clock, logger: logger, shared: shared)
-        master = Master(sources: sources, logger: logger, shared: shared, supervisor: supervisor, reloads: reloads, health: health)
+        try groups.prepare(host: configuration.serverHost, port: configuration.serverPort,
+                           count: configuration.workerCount(onlineCPUs: 1), bufferSize: configuration.serverBufferSize)
+        master = Master(configuration: configuration, groups: groups, sources: sources,
+                        logger: Logger(label: "master-test", factory: { _ in SwiftLogNoOpLogHandler() }),
+                        processes: processes, clock: clock, notifier: notifier, onlineCPUs: 1, shared: shared)
         master.reloads.startFirstGeneration()
     }
 
