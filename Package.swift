@@ -43,6 +43,8 @@ let package = Package(
         // Decode + JSON encode without Kafka, flows/s on one core (issue: speed).
         .executableTarget(name: "kflow-microbench", dependencies: ["Shared"], path: "Benchmarks/Microbench"),
         .testTarget(name: "SharedTests", dependencies: ["Shared"]),
+        // The master's parts with a fake clock, processes and notifier (@testable import of the executable).
+        .testTarget(name: "MasterTests", dependencies: ["kflow-master"]),
     ]
 )
 

@@ -15,9 +15,10 @@ enum MasterMain {
             return 1
         }
         logger.info("kflow \(KflowVersion.string) (librdkafka \(librdkafkaVersion)) starting; worker \(worker)")
-        let master = Master(configuration: configuration, sources: sources, logger: logger, workerExecutable: worker)
+        let signals = Master.blockSignals()
         do {
-            return try master.run()
+            let master = try Master(configuration: configuration, sources: sources, logger: logger, workerExecutable: worker)
+            return master.run(signals: signals)
         } catch {
             logger.critical("cannot start: \(error)")
             return 1

@@ -71,6 +71,7 @@ final class MasterShared: Sendable {
     private let state = Mutex(State())
 
     func update(_ body: (inout State) -> Void) { state.withLock { body(&$0) } }
+    func read<T>(_ body: (State) -> T) -> T { state.withLock { body($0) } }
 
     /// Where every message (record) handed to Kafka ended, over all workers so far: the line the master
     /// logs when it exits, after every worker has drained or died.
@@ -105,10 +106,11 @@ final class MasterShared: Sendable {
     }
 
     func renderMetrics() -> String {
-        // /proc is read outside the lock: the supervision loop never waits on the kernel for a scrape.
-        let inodes = state.withLock { $0.socketInodes }
-        let kernel = ProcNetUDP.read(inodes: Set(inodes))
-        return state.withLock { s in
+        // The state is copied under the lock (segments are shared references, the tables copy on write);
+        // /proc, the segments and the text are read and built outside it: a scrape never holds the loop up.
+        let s = state.withLock { $0 }
+        let kernel = ProcNetUDP.read(inodes: Set(s.socketInodes))
+        do {
             var out = PrometheusText()
             func total(_ c: WorkerCounter) -> UInt64 {
                 (c.isGauge ? 0 : s.carriedCounters[c.rawValue]) &+ s.live.reduce(0) { $0 &+ $1[c] }

@@ -17,8 +17,11 @@ if getppid() == 1 { exit(0) }  // the master died before we got here
 KflowLogging.bootstrap(label: "kflow-worker[\(getpid())]", level: .info)
 let logger = Logger(label: "kflow-worker")
 do {
-    let options = try Worker.Options(arguments: Array(CommandLine.arguments.dropFirst()))
-    let worker = try Worker(options: options, signals: signals, logger: logger)
+    let launch: WorkerLaunch
+    do { launch = try WorkerLaunch(arguments: Array(CommandLine.arguments.dropFirst())) } catch {
+        throw Worker.WorkerError.usage(error)
+    }
+    let worker = try Worker(launch: launch, signals: signals, logger: logger)
     exit(worker.run())
 } catch {
     logger.critical("cannot start: \(error)")

@@ -33,8 +33,17 @@ static inline uint64_t kflow_counter_load(const uint64_t *counter) {
     return __atomic_load_n(counter, __ATOMIC_RELAXED);
 }
 
-// A full fence, for the seqlock around template snapshots in shared memory.
-static inline void kflow_memory_fence(void) { __atomic_thread_fence(__ATOMIC_SEQ_CST); }
+// The orderings a sequence lock in shared memory needs (SeqLock.swift): the writer's odd sequence is
+// ordered before its data by a release fence and published after it by a release store; the reader
+// loads the sequence with acquire and fences its data loads (acquire) before checking it again.
+static inline void kflow_sequence_store_release(uint64_t *sequence, uint64_t value) {
+    __atomic_store_n(sequence, value, __ATOMIC_RELEASE);
+}
+static inline uint64_t kflow_sequence_load_acquire(const uint64_t *sequence) {
+    return __atomic_load_n(sequence, __ATOMIC_ACQUIRE);
+}
+static inline void kflow_fence_release(void) { __atomic_thread_fence(__ATOMIC_RELEASE); }
+static inline void kflow_fence_acquire(void) { __atomic_thread_fence(__ATOMIC_ACQUIRE); }
 
 // ---- Misc -------------------------------------------------------------------------------------------
 // memfd_create with MFD_CLOEXEC cleared so a spawned worker can inherit it; -errno on failure.

@@ -5,8 +5,11 @@ import Glibc
 
 /// One worker's shared-memory segment: a header, counters, per-error-kind counters and a table of
 /// exporters. Created by the master (memfd, handed to the worker as an inherited descriptor) and
-/// mapped by both. Every field has exactly one writer, and is read with relaxed atomics.
-public struct WorkerSegment: @unchecked Sendable {
+/// mapped by both. Every field has exactly one writer, and is read with relaxed atomics; the exporter
+/// table, rewritten as a whole, behind a `SeqLock`.
+/// A class: the master's loop and its metrics thread share a live worker's segment; the region is
+/// released when the last of them lets go.
+public final class WorkerSegment: @unchecked Sendable {
     public enum State: UInt64, Sendable { case empty = 0, starting = 1, running = 2, draining = 3, exited = 4 }
 
     public struct ExporterEntry: Sendable {
@@ -23,6 +26,8 @@ public struct WorkerSegment: @unchecked Sendable {
     public static let errorKindCapacity = 128
     public static let exporterCapacity = 512
     static let exporterWords = 6
+    /// Tries of a reader before it gives up on a worker that keeps rewriting its exporter table.
+    static let exporterReadAttempts = 8
 
     // Word offsets.
     static let headerWords = 16
@@ -33,42 +38,31 @@ public struct WorkerSegment: @unchecked Sendable {
     static let exportersOffset = exporterCountOffset + 1
     public static let byteSize = (exportersOffset + exporterCapacity * exporterWords) * 8
 
-    public let fd: Int32
+    private let region: SharedMemoryRegion
     private let words: UnsafeMutablePointer<UInt64>
+    private let exporterLock: SeqLock
+    /// The memfd, for handing to the worker.
+    public var fd: Int32 { region.fd }
 
     /// Creates a new anonymous segment (memfd) for a worker slot; the master does this before spawning.
-    public static func create(name: String) throws(SystemError) -> WorkerSegment {
-        let fd = kflow_memfd_create(name)
-        guard fd >= 0 else { throw SystemError("memfd_create", code: -fd) }
-        guard ftruncate(fd, off_t(byteSize)) == 0 else {
-            let e = SystemError("ftruncate(segment)"); close(fd); throw e
-        }
-        // The master's copy must not leak into other children; the spawn passes it explicitly.
-        _ = fcntl(fd, F_SETFD, FD_CLOEXEC)
-        let segment = try map(fd: fd)
-        segment.store(word: 0, magic)
-        segment.store(word: 1, layoutVersion)
-        return segment
+    public convenience init(creating name: String) throws(SystemError) {
+        self.init(region: try SharedMemoryRegion(creating: name, byteCount: Self.byteSize))
+        store(word: 0, Self.magic)
+        store(word: 1, Self.layoutVersion)
     }
 
     /// Maps a segment handed over as `fd` (the worker side), checking its magic and layout version.
-    public static func attach(fd: Int32) throws(SystemError) -> WorkerSegment {
-        let segment = try map(fd: fd)
-        guard segment.load(word: 0) == magic, segment.load(word: 1) == layoutVersion else {
-            throw SystemError("segment fd \(fd) has no kflow layout v\(layoutVersion)", code: EINVAL)
+    public convenience init(attaching fd: Int32) throws(SystemError) {
+        self.init(region: try SharedMemoryRegion(attaching: fd, byteCount: Self.byteSize, writable: true, what: "segment"))
+        guard load(word: 0) == Self.magic, load(word: 1) == Self.layoutVersion else {
+            throw SystemError("segment fd \(fd) has no kflow layout v\(Self.layoutVersion)", code: EINVAL)
         }
-        return segment
     }
 
-    private static func map(fd: Int32) throws(SystemError) -> WorkerSegment {
-        let p = mmap(nil, byteSize, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0)
-        guard let p, p != MAP_FAILED else { throw SystemError("mmap(segment)") }
-        return WorkerSegment(fd: fd, words: p.bindMemory(to: UInt64.self, capacity: byteSize / 8))
-    }
-
-    private init(fd: Int32, words: UnsafeMutablePointer<UInt64>) {
-        self.fd = fd
-        self.words = words
+    private init(region: consuming SharedMemoryRegion) {
+        words = region.word(0)
+        exporterLock = SeqLock(sequence: region.word(Self.exporterSequenceOffset))
+        self.region = region
     }
 
     @inline(__always) func load(word: Int) -> UInt64 { kflow_counter_load(words + word) }
@@ -93,7 +87,7 @@ public struct WorkerSegment: @unchecked Sendable {
     // MARK: counters
     @inline(__always) public subscript(counter: WorkerCounter) -> UInt64 {
         get { load(word: Self.countersOffset + counter.rawValue) }
-        nonmutating set { store(word: Self.countersOffset + counter.rawValue, newValue) }
+        set { store(word: Self.countersOffset + counter.rawValue, newValue) }
     }
 
     /// Counter for a decode error kind, by its raw index (kinds beyond the capacity share the last slot).
@@ -104,35 +98,27 @@ public struct WorkerSegment: @unchecked Sendable {
         store(word: Self.errorsOffset + min(index, Self.errorKindCapacity - 1), value)
     }
 
-    /// Zeroes everything but the magic, for a slot's next worker.
-    public func reset() {
-        for w in 2..<(Self.byteSize / 8) { store(word: w, 0) }
-    }
-
-    // MARK: exporters (seqlock: odd sequence while the worker rewrites the table)
+    // MARK: exporters (behind the seqlock: the worker rewrites the whole table)
     public func publishExporters(_ entries: some Sequence<ExporterEntry>) {
-        let sequence = load(word: Self.exporterSequenceOffset) &+ 1
-        store(word: Self.exporterSequenceOffset, sequence)
-        var count = 0
-        for e in entries where count < Self.exporterCapacity {
-            let base = Self.exportersOffset + count * Self.exporterWords
-            store(word: base, e.address.high)
-            store(word: base + 1, e.address.low)
-            store(word: base + 2, UInt64(e.address.family.rawValue) << 16 | UInt64(e.port))
-            store(word: base + 3, e.datagrams)
-            store(word: base + 4, e.flows)
-            store(word: base + 5, e.unknownTemplateSets)
-            count += 1
+        exporterLock.write {
+            var count = 0
+            for e in entries where count < Self.exporterCapacity {
+                let base = Self.exportersOffset + count * Self.exporterWords
+                store(word: base, e.address.high)
+                store(word: base + 1, e.address.low)
+                store(word: base + 2, UInt64(e.address.family.rawValue) << 16 | UInt64(e.port))
+                store(word: base + 3, e.datagrams)
+                store(word: base + 4, e.flows)
+                store(word: base + 5, e.unknownTemplateSets)
+                count += 1
+            }
+            store(word: Self.exporterCountOffset, UInt64(count))
         }
-        store(word: Self.exporterCountOffset, UInt64(count))
-        store(word: Self.exporterSequenceOffset, sequence &+ 1)
     }
 
     /// A consistent copy of the exporter table, or nil if the worker kept rewriting it.
     public func readExporters() -> [ExporterEntry]? {
-        for _ in 0..<8 {
-            let before = load(word: Self.exporterSequenceOffset)
-            if before & 1 == 1 { continue }
+        exporterLock.read(attempts: Self.exporterReadAttempts) {
             let count = min(Int(load(word: Self.exporterCountOffset)), Self.exporterCapacity)
             var result: [ExporterEntry] = []
             result.reserveCapacity(count)
@@ -146,10 +132,7 @@ public struct WorkerSegment: @unchecked Sendable {
                     datagrams: load(word: base + 3), flows: load(word: base + 4),
                     unknownTemplateSets: load(word: base + 5)))
             }
-            if load(word: Self.exporterSequenceOffset) == before { return result }
+            return result
         }
-        return nil
     }
-
-    public func unmap() { munmap(UnsafeMutableRawPointer(words), Self.byteSize) }
 }

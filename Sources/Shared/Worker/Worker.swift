@@ -9,51 +9,15 @@ import Glibc
 /// and produce to Kafka, publishing counters and a heartbeat to its shared-memory segment. It never
 /// waits on another worker, and it stops on SIGTERM/SIGINT (or its master's death) after flushing.
 public final class Worker {
-    public struct Options: Sendable {
-        public var socketFDs: [Int32]
-        public var segmentFD: Int32
-        public var configFD: Int32
-        public var slot: Int
-        public var generation: UInt64
-        /// Where this worker publishes its template snapshots, and its predecessors' (to import at start).
-        public var templateExchangeFD: Int32?
-        public var templateSourceFDs: [Int32]
-
-        /// Parses `--socket-fds 3,4 --segment-fd 5 --config-fd 6 --slot 0 --generation 1`.
-        public init(arguments: [String]) throws(WorkerError) {
-            var values: [String: String] = [:]
-            var i = 0
-            while i < arguments.count {
-                let name = arguments[i]
-                guard name.hasPrefix("--"), i + 1 < arguments.count else { throw .usage("unexpected argument '\(name)'") }
-                values[String(name.dropFirst(2))] = arguments[i + 1]
-                i += 2
-            }
-            func number(_ key: String) throws(WorkerError) -> Int {
-                guard let text = values[key], let v = Int(text), v >= 0 else { throw .usage("--\(key) needs a non-negative number") }
-                return v
-            }
-            let fds = (values["socket-fds"] ?? "").split(separator: ",").compactMap { Int32($0) }
-            guard !fds.isEmpty else { throw .usage("--socket-fds needs a comma-separated list of descriptors") }
-            socketFDs = fds
-            segmentFD = Int32(try number("segment-fd"))
-            configFD = Int32(try number("config-fd"))
-            slot = try number("slot")
-            generation = UInt64(try number("generation"))
-            templateExchangeFD = values["template-exchange-fd"] != nil ? Int32(try number("template-exchange-fd")) : nil
-            templateSourceFDs = (values["template-source-fds"] ?? "").split(separator: ",").compactMap { Int32($0) }
-        }
-    }
-
     public enum WorkerError: Error, CustomStringConvertible {
-        case usage(String)
+        case usage(WorkerLaunchError)
         case configuration(String)
         case system(SystemError)
         case kafka(String)
 
         public var description: String {
             switch self {
-            case .usage(let s): "usage: \(s) (kflow-worker is started by kflow-master)"
+            case .usage(let e): e.description
             case .configuration(let s): "configuration from the master: \(s)"
             case .system(let e): e.description
             case .kafka(let s): "Kafka producer: \(s)"
@@ -61,7 +25,7 @@ public final class Worker {
         }
     }
 
-    private let options: Options
+    private let launch: WorkerLaunch
     private let configuration: KflowConfiguration
     private let segment: WorkerSegment
     private let logger: Logger
@@ -78,14 +42,14 @@ public final class Worker {
     private static let templateImportWindowNs: UInt64 = 3_000_000_000
 
     /// Reads the configuration from the master's pipe and sets everything up; nothing is received yet.
-    public init(options: Options, signals: SignalWaiter, logger: Logger) throws(WorkerError) {
-        self.options = options
+    public init(launch: WorkerLaunch, signals: SignalWaiter, logger: Logger) throws(WorkerError) {
+        self.launch = launch
         self.signals = signals
-        do { segment = try WorkerSegment.attach(fd: options.segmentFD) } catch { throw .system(error) }
-        segment.announce(pid: getpid(), generation: options.generation)
+        do { segment = try WorkerSegment(attaching: launch.segment) } catch { throw .system(error) }
+        segment.announce(pid: getpid(), generation: launch.generation)
         segment.setState(.starting)
-        let text = String(decoding: DescriptorIO.readToEnd(options.configFD), as: UTF8.self)
-        close(options.configFD)
+        let text = String(decoding: DescriptorIO.readToEnd(launch.configuration), as: UTF8.self)
+        close(launch.configuration)
         do { configuration = try KflowConfiguration.parse(workerText: text) } catch {
             throw .configuration("\(error)")
         }
@@ -119,9 +83,9 @@ public final class Worker {
         do { fields = try OutputFields(parsing: configuration.outputFields.joined(separator: ",")) } catch {
             throw .configuration("\(error)")
         }
-        templateExchange = options.templateExchangeFD.flatMap { try? TemplateExchange.attach(fd: $0, writable: true) }
-        templateSources = options.templateSourceFDs.compactMap { fd in
-            (try? TemplateExchange.attach(fd: fd, writable: false)).map { (exchange: $0, importedSequence: nil) }
+        templateExchange = try? TemplateExchange(attaching: launch.templateExchange, writable: true)
+        templateSources = launch.templateSources.compactMap { fd in
+            (try? TemplateExchange(attaching: fd, writable: false)).map { (exchange: $0, importedSequence: nil) }
         }
         let batch = JSONMessageBatch(encoder: KFlowJSONEncoder(fields: fields), maxRecords: configuration.outputBatchRecords)
         sink = JSONFlowSink(batch: batch, transport: producer)
@@ -136,23 +100,23 @@ public final class Worker {
             return 1
         }
         defer { kflow_rx_batch_destroy(rx) }
-        var pollFDs = options.socketFDs.map { pollfd(fd: $0, events: Int16(POLLIN), revents: 0) }
+        var pollFDs = launch.sockets.map { pollfd(fd: $0, events: Int16(POLLIN), revents: 0) }
         // A pending SIGTERM makes the signal descriptor readable: poll(2) watches it with the sockets,
         // so the loop costs no system call of its own for signals.
         let signalFD = signals.makeDescriptor()
         if let signalFD { pollFDs.append(pollfd(fd: signalFD, events: Int16(POLLIN), revents: 0)) }
         defer { if let signalFD { close(signalFD) } }
-        let socketCount = options.socketFDs.count
+        let socketCount = launch.sockets.count
         let receiveWait = configuration.serverReceiveWaitMicroseconds
         var local = WorkerReadings.Receive()
         var lastExportersPublishNs: UInt64 = 0
         let imported = importTemplateSnapshots()
-        if imported > 0 { logger.info("worker \(options.slot): \(imported) template(s) taken over from earlier workers") }
+        if imported > 0 { logger.info("worker \(launch.slot): \(imported) template(s) taken over from earlier workers") }
         let startNs = Clock.monotonicNanoseconds
         var lastImportNs = startNs
         var lastTemplatePublishNs: UInt64 = 0
         segment.setState(.running)
-        logger.info("worker \(options.slot) (generation \(options.generation)) receiving on \(options.socketFDs.count) socket(s)")
+        logger.info("worker \(launch.slot) (generation \(launch.generation)) receiving on \(launch.sockets.count) socket(s)")
 
         var lastPublishNs: UInt64 = 0
         var exitCode: Int32 = 0
@@ -188,7 +152,7 @@ public final class Worker {
             // A fatal producer error (e.g. the idempotent producer lost its ordering guarantee) means
             // nothing more can be delivered: stop, account for the queue, exit non-zero to be replaced.
             if let fatal = producer.fatalError {
-                logger.critical("worker \(options.slot): fatal Kafka producer error: \(fatal); exiting to be replaced")
+                logger.critical("worker \(launch.slot): fatal Kafka producer error: \(fatal); exiting to be replaced")
                 exitCode = Self.fatalProducerExitCode
                 break
             }
@@ -234,13 +198,13 @@ public final class Worker {
         publish(local)
         publishExporters()
         if drained.undeliveredAtTimeout > 0 {
-            logger.error("worker \(options.slot): \(drained.undeliveredAtTimeout) message(s) still undelivered after \(flushMs) ms; purged, counted in kflow_kafka_purged_total and kflow_kafka_delivery_failed_total")
+            logger.error("worker \(launch.slot): \(drained.undeliveredAtTimeout) message(s) still undelivered after \(flushMs) ms; purged, counted in kflow_kafka_purged_total and kflow_kafka_delivery_failed_total")
         }
         if drained.unaccounted > 0 {
-            logger.error("worker \(options.slot): \(drained.unaccounted) purged message(s) got no delivery report; the master counts them in kflow_kafka_lost_in_dead_workers_total")
+            logger.error("worker \(launch.slot): \(drained.unaccounted) purged message(s) got no delivery report; the master counts them in kflow_kafka_lost_in_dead_workers_total")
         }
         segment.setState(.exited)
-        logger.info("worker \(options.slot) (generation \(options.generation)) stopped")
+        logger.info("worker \(launch.slot) (generation \(launch.generation)) stopped")
         return exitCode
     }
 
@@ -308,13 +272,8 @@ public final class Worker {
         return imported
     }
 
-    private func releaseTemplateSources() {
-        for source in templateSources {
-            source.exchange.unmap()
-            close(source.exchange.fd)
-        }
-        templateSources = []
-    }
+    /// Unmaps and closes the predecessors' exchanges (their regions go with the last reference).
+    private func releaseTemplateSources() { templateSources = [] }
 
     private func publishTemplateSnapshot() {
         guard let exchange = templateExchange else { return }

@@ -1,0 +1,232 @@
+import Shared
+import Testing
+@testable import kflow_master
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The master's cycle driven pass by pass, with a clock the test moves and processes it scripts.
+/// Serialized: a test counts the shared-memory files the master holds.
+@Suite(.serialized) struct MasterCycleTests {
+// MARK: - Supervisor
+
+    @Test func theFirstRestartIsImmediateThenACrashLoopBacksOffDoublingUpToThirtySeconds() {
+        let delays = (0...12).map { Backoff.delayMilliseconds(consecutiveFailures: $0) }
+        #expect(delays == [0, 0, 250, 500, 1000, 2000, 4000, 8000, 16_000, 30_000, 30_000, 30_000, 30_000])
+    }
+
+    @Test func aWorkerThatKeepsDyingAtStartIsRestartedLaterEachTime() throws {
+        let h = try MasterHarness(["server.threads": "1"])
+        var waits: [UInt64] = []
+        for _ in 0..<4 {
+            let pid = try #require(h.currentPIDs.first)
+            h.processes.exit(pid, code: 2)
+            #expect(h.master.pass())
+            var waitedMs: UInt64 = 0
+            while h.currentPIDs.first == nil || h.currentPIDs.first == pid {
+                h.clock.advance(milliseconds: 50)
+                waitedMs += 50
+                #expect(h.master.pass())
+            }
+            waits.append(waitedMs)
+        }
+        // The first restart in the pass that reaps the exit; then 250 ms, 500 ms, 1 s.
+        #expect(waits == [0, 250, 500, 1000])
+        #expect(h.shared.read { $0.restarts } == 4)
+        #expect(h.supervisor.crashLoopingCount == 1)
+        #expect(h.master.health.statusLine(flowsPerSecond: 0).hasSuffix(", 1 worker(s) crash-looping"))
+        #expect(h.shared.read { $0.slotsInBackoff } == 1)
+
+        // Once a worker stays up past the quick-failure window, the slot is out of its crash loop.
+        h.workersRun()
+        h.clock.advance(milliseconds: Supervisor.quickWorkerLifeNs / 1_000_000)
+        h.workersBeat()
+        #expect(h.master.pass())
+        #expect(h.supervisor.crashLoopingCount == 0)
+    }
+
+    @Test func aWorkerWhoseHeartbeatStopsIsKilledOnce() throws {
+        let h = try MasterHarness(["worker.heartbeat.timeout.ms": "2000"])
+        h.workersRun()
+        #expect(h.master.pass())
+        #expect(h.shared.read { $0.healthy })
+        let stalled = h.currentPIDs[0]
+        for _ in 0..<21 {
+            h.clock.advance(milliseconds: 100)
+            h.supervisor.slots[1].worker?.segment.heartbeat(at: h.clock.nowNs)  // the other one keeps beating
+            #expect(h.master.pass())
+        }
+        #expect(h.processes.signals(to: stalled) == [SIGKILL])
+        #expect(h.processes.signals(to: h.currentPIDs[1]) == [])
+        #expect(!h.shared.read { $0.healthy }, "/healthz says healthy with a stalled worker")
+        h.clock.advance(milliseconds: 100)
+        #expect(h.master.pass())
+        #expect(h.processes.signals(to: stalled) == [SIGKILL], "killed again")
+        // Reaped: replaced at once.
+        h.processes.kill(stalled, by: SIGKILL)
+        #expect(h.master.pass())
+        #expect(h.master.pass())
+        #expect(h.currentPIDs.count == 2 && !h.currentPIDs.contains(stalled))
+    }
+
+    @Test func aStartThatFailsLeavesNoSharedMemoryBehind() throws {
+        let h = try MasterHarness(["server.threads": "1"])
+        #expect(memfds(named: "kflow-worker-") == 1 && memfds(named: "kflow-templates-") == 1)
+        h.processes.failingStarts = 3
+        h.processes.exit(h.currentPIDs[0])
+        // Starts fail at once, after 250 ms and after 500 ms more; the next is 1 s later.
+        for _ in 0..<10 {
+            h.clock.advance(milliseconds: 100)
+            #expect(h.master.pass())
+        }
+        #expect(h.supervisor.slots[0].failures == 4 && h.currentPIDs.isEmpty)
+        // The dead worker's segment is released; its template exchange is kept for its successor; the
+        // segments and exchanges of the failed starts are gone.
+        #expect(memfds(named: "kflow-worker-") == 0)
+        #expect(memfds(named: "kflow-templates-") == 1)
+        while h.currentPIDs.isEmpty {
+            h.clock.advance(milliseconds: 100)
+            #expect(h.master.pass())
+        }
+        #expect(memfds(named: "kflow-worker-") == 1 && memfds(named: "kflow-templates-") == 2)
+        #expect(h.processes.started.last?.launch.templateSources.count == 1)
+    }
+
+    @Test func eachWorkerGetsItsSocketsAndItsPredecessorsTemplateExchanges() throws {
+        let h = try MasterHarness(["server.threads": "2"])
+        let first = h.processes.started
+        #expect(first.map(\.launch.slot) == [0, 1])
+        #expect(first.map(\.launch.sockets.count) == [1, 1])
+        // The second worker imports the first's exchange.
+        #expect(first[0].launch.templateSources == [])
+        #expect(first[1].launch.templateSources == [first[0].launch.templateExchange])
+        #expect(first[0].configuration.contains("kafka.topic="))
+    }
+
+// MARK: - Reload coordinator
+    @Test func aReloadStartsANewGenerationAndDrainsTheOldOnceEveryNewWorkerRuns() throws {
+        let h = try MasterHarness()
+        h.workersRun()
+        #expect(h.master.pass())
+        let old = h.currentPIDs
+        try h.reload(["kafka.topic": "reloaded"])
+        #expect(h.notifier.states.last?.hasPrefix("RELOADING=1") == true)
+        #expect(h.supervisor.generation == 2)
+        let new = h.currentPIDs
+        #expect(new.count == 2 && Set(new).isDisjoint(with: old))
+        #expect(h.processes.started.suffix(2).allSatisfy { $0.configuration.contains("kafka.topic=reloaded") })
+        #expect(h.master.pass())
+        #expect(old.allSatisfy { h.processes.signals(to: $0).isEmpty }, "the old generation stopped before the new one ran")
+
+        h.workersRun()
+        #expect(h.master.pass())
+        #expect(old.allSatisfy { h.processes.signals(to: $0) == [SIGTERM] })
+        #expect(h.shared.read { ($0.reloadSuccesses, $0.lastReloadSucceeded) } == (1, true))
+        #expect(h.notifier.states.last?.hasPrefix("READY=1") == true)
+        #expect(h.master.health.lastReloadText.hasPrefix("ok at"))
+    }
+
+    @Test func aGenerationThatNeverRunsIsAbandonedAndTheServingOneKept() throws {
+        let h = try MasterHarness()
+        h.workersRun()
+        #expect(h.master.pass())
+        let old = h.currentPIDs
+        let socketsBefore = h.master.reloads.groups.current.sockets.count
+        try h.reload(["kafka.topic": "never", "server.threads": "3"])
+        let new = h.currentPIDs
+        #expect(new.count == 3)
+        #expect(h.master.reloads.groups.current.sockets.count == 3)
+        // The new workers stay `starting` until the deadline.
+        var passes = 0
+        while h.master.reloads.pending != nil {
+            h.clock.advance(milliseconds: 100)
+            // Every worker beats its heart (none is killed for a stall); the new ones never run.
+            for w in h.supervisor.slots.compactMap(\.worker) + h.supervisor.retiring { w.segment.heartbeat(at: h.clock.nowNs) }
+            #expect(h.master.pass())
+            passes += 1
+        }
+        #expect(passes == Int(ReloadCoordinator.deadlineNs / 100_000_000) + 1)
+        #expect(h.currentPIDs == old, "the serving workers are not back in their slots")
+        #expect(new.allSatisfy { h.processes.signals(to: $0) == [SIGTERM] })
+        #expect(old.allSatisfy { h.processes.signals(to: $0).isEmpty })
+        #expect(h.supervisor.generation == 1)
+        #expect(h.supervisor.configuration.kafkaTopic != "never")
+        #expect(h.master.reloads.groups.current.sockets.count == socketsBefore)
+        #expect(h.shared.read { ($0.reloadFailures, $0.lastReloadSucceeded) } == (1, false))
+        #expect(h.notifier.states.last?.hasPrefix("READY=1\nSTATUS=reload failed") == true)
+
+        // An abandoned generation's number is never reused.
+        try h.reload(["kafka.topic": "next"])
+        #expect(h.supervisor.generation == 3)
+    }
+
+    @Test func aNewWorkerThatFailsAtEveryStartAbandonsTheReloadBeforeItsDeadline() throws {
+        let h = try MasterHarness(["server.threads": "1"])
+        h.workersRun()
+        #expect(h.master.pass())
+        let old = h.currentPIDs
+        h.processes.failingStarts = 100
+        try h.reload(["kafka.topic": "broken"])
+        var outcome: String?
+        for _ in 0..<30 where h.master.reloads.pending != nil {
+            h.clock.advance(milliseconds: 100)
+            #expect(h.master.pass())
+            outcome = h.master.health.lastReloadText
+        }
+        #expect(h.master.reloads.pending == nil)
+        #expect(h.currentPIDs == old)
+        #expect(outcome?.contains("failed 3 time(s), last: cannot start: posix_spawn(fake)") == true)
+    }
+
+    @Test func aConfigurationThatDoesNotLoadChangesNothing() throws {
+        let h = try MasterHarness()
+        h.workersRun()
+        #expect(h.master.pass())
+        let old = h.currentPIDs
+        try h.reload(["server.threads": "many"])
+        #expect(h.currentPIDs == old)
+        #expect(h.master.reloads.pending == nil)
+        #expect(h.shared.read { $0.reloadFailures } == 1)
+        // Not RELOADING then READY: the manager only hears a status.
+        #expect(h.notifier.states.last?.hasPrefix("STATUS=reload failed") == true)
+    }
+
+// MARK: - Shutdown
+    @Test func stoppingWorkersAreAskedThenKilledAfterTheStopTimeout() throws {
+        let h = try MasterHarness(["worker.stop.timeout.ms": "12000"])
+        h.workersRun()
+        #expect(h.master.pass())
+        let workers = h.currentPIDs
+        h.master.handle(signal: SIGTERM)
+        #expect(h.notifier.states.last == "STOPPING=1")
+        #expect(workers.allSatisfy { h.processes.signals(to: $0) == [SIGTERM] })
+        h.processes.exit(workers[0], code: 0)  // drained in time
+        h.clock.advance(milliseconds: 12_000)
+        #expect(h.master.pass())
+        #expect(h.processes.signals(to: workers[1]) == [SIGTERM], "killed at the deadline, not after it")
+        h.clock.advance(milliseconds: 1)
+        #expect(h.master.pass())
+        #expect(h.processes.signals(to: workers[1]) == [SIGTERM, SIGKILL])
+        #expect(h.processes.signals(to: workers[0]) == [SIGTERM])
+        h.master.handle(signal: SIGHUP)  // ignored while stopping
+        #expect(h.processes.started.count == 2)
+        h.processes.kill(workers[1], by: SIGKILL)
+        #expect(!h.master.pass(), "the loop goes on with no worker left")
+    }
+}
+
+/// This process's open memfds whose name starts with `prefix`.
+private func memfds(named prefix: String) -> Int {
+    guard let dir = opendir("/proc/self/fd") else { return -1 }
+    defer { closedir(dir) }
+    var count = 0
+    while let entry = readdir(dir) {
+        let name = withUnsafeBytes(of: entry.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+        var target = [CChar](repeating: 0, count: 256)
+        let n = readlink("/proc/self/fd/\(name)", &target, 255)
+        guard n > 0 else { continue }
+        if String(decoding: target[0..<n].map { UInt8(bitPattern: $0) }, as: UTF8.self).hasPrefix("/memfd:" + prefix) { count += 1 }
+    }
+    return count
+}
