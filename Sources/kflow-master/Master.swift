@@ -1,5 +1,8 @@
 import Logging
-import Shared
+import SystemKit
+import Config
+import ProcessKit
+import MetricsServer
 import Synchronization
 
 #if canImport(Glibc)

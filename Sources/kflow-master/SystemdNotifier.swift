@@ -1,5 +1,5 @@
 import CSystemd
-import Shared
+import SystemKit
 
 /// sd_notify through libsystemd. Without NOTIFY_SOCKET (not under systemd) every call is a no-op.
 struct SystemdNotifier {

@@ -1,3 +1,4 @@
+import KafkaOutput
 import CRdKafka
 
 #if canImport(Glibc)

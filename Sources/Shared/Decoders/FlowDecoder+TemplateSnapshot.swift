@@ -1,3 +1,7 @@
+import FlowModel
+import WireFormat
+import Templates
+
 // Template snapshots: a worker publishes its template cache, and a worker started after it (on reload or
 // after a crash) imports it, so data that arrives before the exporters re-send their templates is decoded
 // instead of dropped. The format is in Templates/TemplateSnapshot.swift.

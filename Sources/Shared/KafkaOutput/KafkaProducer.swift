@@ -1,3 +1,5 @@
+import SystemKit
+import Output
 import CRdKafka
 
 #if canImport(Glibc)

@@ -1,3 +1,5 @@
+import SystemKit
+import ProcessKit
 import Logging
 
 #if canImport(Glibc)

@@ -1,3 +1,12 @@
+import FlowModel
+import SystemKit
+import WireFormat
+import Templates
+import Decoders
+import Output
+import KafkaOutput
+import Config
+import ProcessKit
 import CKflowShims
 import Logging
 

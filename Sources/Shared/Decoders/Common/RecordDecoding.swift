@@ -1,3 +1,7 @@
+import FlowModel
+import WireFormat
+import Templates
+
 // The per-record loop shared by IPFIX and NetFlow v9 data sets: walks a data set with a compiled
 // `DecodePlan` and copies numbers into the reused `FlowRecord`. Nothing here allocates or retains.
 
@@ -22,12 +26,6 @@ struct RecordScratch {
     var hasEnd = false
     var systemInitTimeMs: UInt64 = 0
     var samplingInterval: UInt32 = 0
-}
-
-/// What an options data set told about its observation domain.
-struct OptionsValues {
-    var samplingInterval: UInt32 = 0
-    var systemInitTimeMs: UInt64 = 0
 }
 
 /// Takes records nobody wants: those of templates without flow fields.

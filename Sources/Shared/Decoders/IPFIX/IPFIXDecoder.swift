@@ -1,3 +1,7 @@
+import FlowModel
+import WireFormat
+import Templates
+
 /// RFC 7011 message and set decoding. Data records go through `RecordDecoding` with plans from the
 /// `TemplateCache`; everything wrong is counted in `DecodeStatistics` and skipped.
 enum IPFIXDecoder {

@@ -1,3 +1,7 @@
+import FlowModel
+import WireFormat
+import Templates
+
 /// NetFlow v5: a 24-octet header and fixed 48-octet records; no templates.
 enum NetFlowV5Decoder {
     static let headerLength = 24

@@ -1,3 +1,7 @@
+import FlowModel
+import WireFormat
+import Templates
+
 /// RFC 3954 packet and FlowSet decoding. Templates are scoped to (exporter address, port, source ID).
 /// The header Count is not trusted (softflowd counts data records only, FortiGate counts FlowSets):
 /// FlowSets are walked by their lengths up to the end of the datagram.

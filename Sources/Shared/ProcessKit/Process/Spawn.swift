@@ -1,4 +1,6 @@
 #if canImport(Glibc)
+import SystemKit
+import Config
 import Glibc
 #endif
 

@@ -1,3 +1,4 @@
+import SystemKit
 import CKflowShims
 #if canImport(Glibc)
 import Glibc

@@ -1,3 +1,6 @@
+import FlowModel
+import SystemKit
+import WireFormat
 import CKflowShims
 #if canImport(Glibc)
 import Glibc
@@ -51,6 +54,14 @@ public struct WorkerSegment: @unchecked Sendable {
         public var datagrams: UInt64
         public var flows: UInt64
         public var unknownTemplateSets: UInt64
+
+        public init(address: IPAddress, port: UInt16, datagrams: UInt64, flows: UInt64, unknownTemplateSets: UInt64) {
+            self.address = address
+            self.port = port
+            self.datagrams = datagrams
+            self.flows = flows
+            self.unknownTemplateSets = unknownTemplateSets
+        }
     }
 
     static let magic: UInt64 = 0x4B46_4C4F_5753_4547  // "KFLOWSEG"

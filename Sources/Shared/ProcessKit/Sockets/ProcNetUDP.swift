@@ -1,4 +1,5 @@
 #if canImport(Glibc)
+import SystemKit
 import Glibc
 #endif
 

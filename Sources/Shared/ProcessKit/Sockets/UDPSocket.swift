@@ -1,4 +1,6 @@
 #if canImport(Glibc)
+import FlowModel
+import SystemKit
 import Glibc
 #endif
 
