@@ -8,16 +8,16 @@ public struct IPAddress: Hashable, Sendable {
     public var low: UInt64
     public var family: Family
 
-    public static let none = IPAddress(high: 0, low: 0, family: .none)
+    @inlinable public static var none: IPAddress { IPAddress(high: 0, low: 0, family: .none) }
 
-    public init(high: UInt64, low: UInt64, family: Family) {
+    @inlinable public init(high: UInt64, low: UInt64, family: Family) {
         self.high = high
         self.low = low
         self.family = family
     }
 
     /// An IPv4 address from its 32-bit value in host order (192.0.2.1 == 0xC000_0201).
-    public init(v4 value: UInt32) {
+    @inlinable public init(v4 value: UInt32) {
         self.init(high: UInt64(value) << 32, low: 0, family: .v4)
     }
 

@@ -1,3 +1,5 @@
+import FlowModel
+
 /// The optional fields written after KFlow's ten, chosen by configuration (`output.fields`, a
 /// comma-separated list of the names below). See docs/OUTPUT.md for each field's type and source.
 ///
@@ -5,24 +7,24 @@
 /// the fields to write with one AND; `domain` (always known) takes a bit `Present` does not use.
 public struct OutputFields: OptionSet, Sendable, Hashable {
     public let rawValue: UInt32
-    public init(rawValue: UInt32) { self.rawValue = rawValue }
+    @inlinable public init(rawValue: UInt32) { self.rawValue = rawValue }
 
-    private init(_ present: FlowRecord.Present) { rawValue = present.rawValue }
+    @usableFromInline init(_ present: FlowRecord.Present) { rawValue = present.rawValue }
 
-    public static let start = OutputFields(.flowStart)
-    public static let end = OutputFields(.flowEnd)
-    public static let inInterface = OutputFields(.inputInterface)
-    public static let outInterface = OutputFields(.outputInterface)
-    public static let srcAS = OutputFields(.srcAS)
-    public static let dstAS = OutputFields(.dstAS)
-    public static let nextHop = OutputFields(.nextHop)
-    public static let vlan = OutputFields(.vlan)
-    public static let tos = OutputFields(.tos)
-    public static let domain = OutputFields(rawValue: 1 << 31)
-    public static let direction = OutputFields(.direction)
-    public static let srcMask = OutputFields(.srcMask)
-    public static let dstMask = OutputFields(.dstMask)
-    public static let sampling = OutputFields(.samplingInterval)
+    @inlinable public static var start: OutputFields { OutputFields(.flowStart) }
+    @inlinable public static var end: OutputFields { OutputFields(.flowEnd) }
+    @inlinable public static var inInterface: OutputFields { OutputFields(.inputInterface) }
+    @inlinable public static var outInterface: OutputFields { OutputFields(.outputInterface) }
+    @inlinable public static var srcAS: OutputFields { OutputFields(.srcAS) }
+    @inlinable public static var dstAS: OutputFields { OutputFields(.dstAS) }
+    @inlinable public static var nextHop: OutputFields { OutputFields(.nextHop) }
+    @inlinable public static var vlan: OutputFields { OutputFields(.vlan) }
+    @inlinable public static var tos: OutputFields { OutputFields(.tos) }
+    @inlinable public static var domain: OutputFields { OutputFields(rawValue: 1 << 31) }
+    @inlinable public static var direction: OutputFields { OutputFields(.direction) }
+    @inlinable public static var srcMask: OutputFields { OutputFields(.srcMask) }
+    @inlinable public static var dstMask: OutputFields { OutputFields(.dstMask) }
+    @inlinable public static var sampling: OutputFields { OutputFields(.samplingInterval) }
 
     /// Every field, in output order, with its configuration name (which is also its JSON key).
     public static let catalog: [(name: String, field: OutputFields)] = [
