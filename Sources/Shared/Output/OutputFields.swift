@@ -9,7 +9,7 @@ public struct OutputFields: OptionSet, Sendable, Hashable {
     public let rawValue: UInt32
     @inlinable public init(rawValue: UInt32) { self.rawValue = rawValue }
 
-    @usableFromInline init(_ present: FlowRecord.Present) { rawValue = present.rawValue }
+    @inlinable init(_ present: FlowRecord.Present) { rawValue = present.rawValue }
 
     @inlinable public static var start: OutputFields { OutputFields(.flowStart) }
     @inlinable public static var end: OutputFields { OutputFields(.flowEnd) }
