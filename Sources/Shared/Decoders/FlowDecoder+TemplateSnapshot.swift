@@ -81,25 +81,21 @@ extension FlowDecoder {
         var record: [UInt8] = [UInt8(truncatingIfNeeded: template.templateID >> 8), UInt8(truncatingIfNeeded: template.templateID)]
         record.append(contentsOf: template.definition)
         var learned = DecodeStatistics()
-        cache.wireFormat = template.format
         cache.isImporting = true
         defer { cache.isImporting = false }
+        let message = DecodeMessage(
+            format: template.format, cache: cache, session: session, domain: domain.domain, exportSeconds: 0,
+            nowSeconds: template.lastRefreshedSeconds)
         record.withUnsafeBytes { bytes in
             let body = 0..<bytes.count
-            let refreshed = template.lastRefreshedSeconds
             switch template.format {
             case .ipfix:
                 IPFIXDecoder.decodeTemplateSet(
-                    bytes, body: body, isOptions: template.isOptions, domain: domain.domain, session: session,
-                    cache: cache, nowSeconds: refreshed, statistics: &learned)
+                    bytes, body: body, isOptions: template.isOptions, message: message, statistics: &learned)
             case .netFlowV9 where template.isOptions:
-                NetFlowV9Decoder.decodeOptionsTemplateFlowSet(
-                    bytes, body: body, domain: domain.domain, session: session, cache: cache, nowSeconds: refreshed,
-                    statistics: &learned)
+                NetFlowV9Decoder.decodeOptionsTemplateFlowSet(bytes, body: body, message: message, statistics: &learned)
             case .netFlowV9:
-                NetFlowV9Decoder.decodeTemplateFlowSet(
-                    bytes, body: body, domain: domain.domain, session: session, cache: cache, nowSeconds: refreshed,
-                    statistics: &learned)
+                NetFlowV9Decoder.decodeTemplateFlowSet(bytes, body: body, message: message, statistics: &learned)
             }
         }
         statistics.templatesRejectedByLimit &+= learned.templatesRejectedByLimit

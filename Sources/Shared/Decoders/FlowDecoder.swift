@@ -76,11 +76,9 @@ public final class FlowDecoder {
         }
         switch payload.readBE16(at: 0) {
         case 10:
-            cache.wireFormat = .ipfix
             IPFIXDecoder.decode(
                 payload, from: exporter, nowSeconds: nowSeconds, cache: cache, statistics: &statistics, sink: &sink)
         case 9:
-            cache.wireFormat = .netFlowV9
             NetFlowV9Decoder.decode(
                 payload, from: exporter, nowSeconds: nowSeconds, cache: cache, statistics: &statistics, sink: &sink)
         case 5:

@@ -110,9 +110,6 @@ package final class TemplateCache {
     /// Bumped whenever a template is added, redefined, expired or evicted, or a domain's sampling state
     /// changes value: a template snapshot taken at one generation is current until it moves.
     package private(set) var generation: UInt64 = 0
-    /// The protocol of the datagram being decoded, set by `FlowDecoder` before it dispatches: templates
-    /// stored meanwhile are tagged with it.
-    package var wireFormat = TemplateWireFormat.ipfix
     /// Set while a snapshot is imported: sessions heard from live outrank ones read from a snapshot, so
     /// an import never evicts.
     package var isImporting = false
@@ -226,7 +223,7 @@ package final class TemplateCache {
     /// per-session and total limits (count and bytes) allow. A redefinition the limits refuse removes
     /// the old definition too: data sets must not be read with a template their exporter replaced.
     package func store(
-        _ plan: DecodePlan, domain: UInt32, in session: TransportSession, nowSeconds: UInt32,
+        _ plan: DecodePlan, format: TemplateWireFormat, domain: UInt32, in session: TransportSession, nowSeconds: UInt32,
         statistics: inout DecodeStatistics
     ) {
         let held = session.domains[domain]?.templates[plan.templateID]
@@ -255,7 +252,7 @@ package final class TemplateCache {
             state = DomainState()
             session.domains[domain] = state
         }
-        state.templates[plan.templateID] = CachedTemplate(plan: plan, format: wireFormat, lastRefreshedSeconds: nowSeconds)
+        state.templates[plan.templateID] = CachedTemplate(plan: plan, format: format, lastRefreshedSeconds: nowSeconds)
         if let held { account(session, removing: held.plan) }
         account(session, adding: plan)
         if held != nil {
@@ -439,24 +436,14 @@ package final class TemplateCache {
 
 extension TemplateCache {
     /// What every decoder does once a message header checks out: find (or create) the exporter's
-    /// session, count the datagram and its domain, and set up the record the message's flows reuse.
-    /// Nil when no session can be had (the caller decides: v5 needs none, IPFIX and v9 drop the datagram).
+    /// session and count the datagram and its domain. Nil when no session can be had (the caller
+    /// decides: v5 needs none, IPFIX and v9 drop the datagram).
     package func beginMessage(
-        from exporter: ExporterAddress, domain: UInt32, exportSeconds: UInt32, nowSeconds: UInt32,
-        statistics: inout DecodeStatistics
-    ) -> (TransportSession, FlowRecord)? {
+        from exporter: ExporterAddress, domain: UInt32, nowSeconds: UInt32, statistics: inout DecodeStatistics
+    ) -> TransportSession? {
         guard let session = session(for: exporter, nowSeconds: nowSeconds, statistics: &statistics) else { return nil }
         session.statistics.datagrams &+= 1
         session.noteDomain(domain)
-        return (session, Self.messageRecord(from: exporter, domain: domain, exportSeconds: exportSeconds))
-    }
-
-    /// The record a message's flows start from: who sent it and when.
-    package static func messageRecord(from exporter: ExporterAddress, domain: UInt32, exportSeconds: UInt32) -> FlowRecord {
-        var record = FlowRecord()
-        record.exporter = exporter.address
-        record.observationDomain = domain
-        record.exportTimeMs = UInt64(exportSeconds) * 1000
-        return record
+        return session
     }
 }

@@ -30,15 +30,17 @@ enum IPFIXDecoder {
         let domain = bytes.readBE32(at: 12)
         statistics.ipfixMessages &+= 1
 
-        guard let (session, firstRecord) = cache.beginMessage(
-            from: exporter, domain: domain, exportSeconds: exportTime, nowSeconds: nowSeconds, statistics: &statistics)
+        guard let session = cache.beginMessage(from: exporter, domain: domain, nowSeconds: nowSeconds, statistics: &statistics)
         else {
             // A new session while every session slot holds templates: without one, nothing learned or
             // referenced here could be kept or found.
             statistics.datagramsWithoutSession &+= 1
             return
         }
-        var record = firstRecord
+        let message = DecodeMessage(
+            format: .ipfix, cache: cache, session: session, domain: domain, exportSeconds: exportTime,
+            nowSeconds: nowSeconds)
+        var record = FlowRecord(messageFrom: exporter, domain: domain, exportSeconds: exportTime)
 
         var offset = headerLength
         while offset < messageLength {
@@ -56,15 +58,12 @@ enum IPFIXDecoder {
             switch setID {
             case templateSetID, optionsTemplateSetID:
                 decodeTemplateSet(
-                    bytes, body: body, isOptions: setID == optionsTemplateSetID, domain: domain,
-                    session: session, cache: cache, nowSeconds: nowSeconds, statistics: &statistics)
+                    bytes, body: body, isOptions: setID == optionsTemplateSetID, message: message, statistics: &statistics)
             case ..<firstDataSetID:
                 statistics.count(.reservedSetID)
             default:
-                decodeDataSet(
-                    bytes, body: body, templateID: setID, domain: domain, exportTime: exportTime,
-                    session: session, cache: cache, nowSeconds: nowSeconds, record: &record,
-                    statistics: &statistics, sink: &sink)
+                message.decodeDataSet(
+                    bytes, body: body, templateID: setID, record: &record, statistics: &statistics, sink: &sink)
             }
             offset += setLength
         }
@@ -72,8 +71,8 @@ enum IPFIXDecoder {
 
     /// Template and Options Template records (RFC 7011 §3.4.1–2) until the end of the set or padding.
     static func decodeTemplateSet(
-        _ bytes: UnsafeRawBufferPointer, body: Range<Int>, isOptions: Bool, domain: UInt32,
-        session: TransportSession, cache: TemplateCache, nowSeconds: UInt32, statistics: inout DecodeStatistics
+        _ bytes: UnsafeRawBufferPointer, body: Range<Int>, isOptions: Bool, message: DecodeMessage,
+        statistics: inout DecodeStatistics
     ) {
         let end = body.upperBound
         var position = body.lowerBound
@@ -124,27 +123,16 @@ enum IPFIXDecoder {
                     cursor += 4
                 }
             }
-            guard fieldCount <= cache.configuration.maxFieldsPerTemplate else {
+            guard fieldCount <= message.cache.configuration.maxFieldsPerTemplate else {
                 statistics.count(.tooManyTemplateFields)
                 position = cursor
                 continue
             }
-            let definition = UnsafeRawBufferPointer(rebasing: bytes[(position + 2)..<cursor])
-            if !cache.refreshIfUnchanged(
-                templateID, isOptions: isOptions, definition: definition, domain: domain, in: session,
-                nowSeconds: nowSeconds)
-            {
-                let fieldsStart = position + (isOptions ? 6 : 4)
-                let fields = parseFields(bytes, from: fieldsStart, count: fieldCount, scopeCount: scopeCount)
-                switch DecodePlan.compile(
-                    templateID: templateID, isOptions: isOptions, fields: fields, definition: Array(definition))
-                {
-                case .success(let plan):
-                    cache.store(plan, domain: domain, in: session, nowSeconds: nowSeconds, statistics: &statistics)
-                case .failure:
-                    statistics.count(.malformedTemplate)
-                }
-            }
+            let fieldsStart = position + (isOptions ? 6 : 4)
+            message.learn(
+                templateID, isOptions: isOptions, definition: UnsafeRawBufferPointer(rebasing: bytes[(position + 2)..<cursor]),
+                statistics: &statistics
+            ) { parseFields(bytes, from: fieldsStart, count: fieldCount, scopeCount: scopeCount) }
             position = cursor
         }
     }
@@ -171,37 +159,5 @@ enum IPFIXDecoder {
                     length: length, isScope: index < scopeCount))
         }
         return fields
-    }
-
-    private static func decodeDataSet<S: FlowSink>(
-        _ bytes: UnsafeRawBufferPointer, body: Range<Int>, templateID: UInt16, domain: UInt32,
-        exportTime: UInt32, session: TransportSession, cache: TemplateCache, nowSeconds: UInt32,
-        record: inout FlowRecord, statistics: inout DecodeStatistics, sink: inout S
-    ) {
-        guard
-            let plan = cache.template(
-                templateID, domain: domain, in: session, nowSeconds: nowSeconds, statistics: &statistics),
-            let state = cache.domainState(domain, in: session)
-        else {
-            statistics.setsWithUnknownTemplate &+= 1
-            session.statistics.setsWithUnknownTemplate &+= 1
-            return
-        }
-        let context = MessageContext(
-            exportTimeSeconds: exportTime, isNetFlowV9: false, v9SysUptimeMs: 0,
-            domainSystemInitTimeMs: state.systemInitTimeMs, domainSamplingInterval: state.samplingInterval)
-        var options = OptionsValues()
-        let outcome = RecordDecoding.decodeDataSet(
-            bytes, range: body, plan: plan, context: context, record: &record, options: &options, sink: &sink)
-        if outcome.truncated { statistics.count(.truncatedRecord) }
-        if plan.isOptions {
-            statistics.optionsRecords &+= UInt64(outcome.records)
-            if outcome.records > 0 { cache.applyOptions(options, to: state, nowSeconds: nowSeconds) }
-        } else if !plan.hasFlowFields {
-            statistics.recordsWithoutFlowFields &+= UInt64(outcome.records)
-        } else {
-            statistics.flowRecords &+= UInt64(outcome.records)
-            session.statistics.flowRecords &+= UInt64(outcome.records)
-        }
     }
 }

@@ -30,9 +30,8 @@ enum NetFlowV5Decoder {
 
         // v5 needs no session state: decoded even when no session can be had (the table is full of
         // sessions holding templates); only its per-exporter counts are missing then.
-        let began = cache.beginMessage(
-            from: exporter, domain: engine, exportSeconds: unixSeconds, nowSeconds: nowSeconds, statistics: &statistics)
-        var record = began?.1 ?? TemplateCache.messageRecord(from: exporter, domain: engine, exportSeconds: unixSeconds)
+        let session = cache.beginMessage(from: exporter, domain: engine, nowSeconds: nowSeconds, statistics: &statistics)
+        var record = FlowRecord(messageFrom: exporter, domain: engine, exportSeconds: unixSeconds)
         let exportMs = record.exportTimeMs
 
         /// Switched times are sysUptime values: that many ms before unix_secs (uptime wraps).
@@ -73,6 +72,6 @@ enum NetFlowV5Decoder {
             sink.emit(record)
         }
         statistics.flowRecords &+= UInt64(records)
-        began?.0.statistics.flowRecords &+= UInt64(records)
+        session?.statistics.flowRecords &+= UInt64(records)
     }
 }

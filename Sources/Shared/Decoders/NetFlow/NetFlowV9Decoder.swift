@@ -24,15 +24,17 @@ enum NetFlowV9Decoder {
         let sourceID = bytes.readBE32(at: 16)
         statistics.netflowV9Messages &+= 1
 
-        guard let (session, firstRecord) = cache.beginMessage(
-            from: exporter, domain: sourceID, exportSeconds: unixSeconds, nowSeconds: nowSeconds, statistics: &statistics)
+        guard let session = cache.beginMessage(from: exporter, domain: sourceID, nowSeconds: nowSeconds, statistics: &statistics)
         else {
             // A new session while every session slot holds templates: without one, nothing learned or
             // referenced here could be kept or found.
             statistics.datagramsWithoutSession &+= 1
             return
         }
-        var record = firstRecord
+        let message = DecodeMessage(
+            format: .netFlowV9, cache: cache, session: session, domain: sourceID, exportSeconds: unixSeconds,
+            nowSeconds: nowSeconds, v9SysUptimeMs: sysUptime)
+        var record = FlowRecord(messageFrom: exporter, domain: sourceID, exportSeconds: unixSeconds)
 
         let end = bytes.count
         var offset = headerLength
@@ -48,20 +50,14 @@ enum NetFlowV9Decoder {
             let body = (offset + 4)..<(offset + flowSetLength)
             switch flowSetID {
             case templateFlowSetID:
-                decodeTemplateFlowSet(
-                    bytes, body: body, domain: sourceID, session: session, cache: cache,
-                    nowSeconds: nowSeconds, statistics: &statistics)
+                decodeTemplateFlowSet(bytes, body: body, message: message, statistics: &statistics)
             case optionsTemplateFlowSetID:
-                decodeOptionsTemplateFlowSet(
-                    bytes, body: body, domain: sourceID, session: session, cache: cache,
-                    nowSeconds: nowSeconds, statistics: &statistics)
+                decodeOptionsTemplateFlowSet(bytes, body: body, message: message, statistics: &statistics)
             case ..<firstDataFlowSetID:
                 statistics.count(.reservedSetID)
             default:
-                decodeDataFlowSet(
-                    bytes, body: body, templateID: flowSetID, sourceID: sourceID, sysUptime: sysUptime,
-                    unixSeconds: unixSeconds, session: session, cache: cache, nowSeconds: nowSeconds,
-                    record: &record, statistics: &statistics, sink: &sink)
+                message.decodeDataSet(
+                    bytes, body: body, templateID: flowSetID, record: &record, statistics: &statistics, sink: &sink)
             }
             offset += flowSetLength
         }
@@ -69,8 +65,7 @@ enum NetFlowV9Decoder {
 
     /// Template FlowSet (RFC 3954 §5.2): template ID, field count, (type, length) pairs; padding after.
     static func decodeTemplateFlowSet(
-        _ bytes: UnsafeRawBufferPointer, body: Range<Int>, domain: UInt32, session: TransportSession,
-        cache: TemplateCache, nowSeconds: UInt32, statistics: inout DecodeStatistics
+        _ bytes: UnsafeRawBufferPointer, body: Range<Int>, message: DecodeMessage, statistics: inout DecodeStatistics
     ) {
         let end = body.upperBound
         var position = body.lowerBound
@@ -88,15 +83,14 @@ enum NetFlowV9Decoder {
                 return
             }
             let fieldsEnd = fieldsStart + fieldCount * 4
-            guard fieldCount <= cache.configuration.maxFieldsPerTemplate else {
+            guard fieldCount <= message.cache.configuration.maxFieldsPerTemplate else {
                 statistics.count(.tooManyTemplateFields)
                 position = fieldsEnd
                 continue
             }
             storeTemplate(
                 bytes, templateID: templateID, isOptions: false, definition: (position + 2)..<fieldsEnd,
-                fields: fieldsStart..<fieldsEnd, scopeFieldCount: 0, domain: domain, session: session,
-                cache: cache, nowSeconds: nowSeconds, statistics: &statistics)
+                fields: fieldsStart..<fieldsEnd, scopeFieldCount: 0, message: message, statistics: &statistics)
             position = fieldsEnd
         }
     }
@@ -104,8 +98,7 @@ enum NetFlowV9Decoder {
     /// Options Template FlowSet (RFC 3954 §6.1): template ID, scope length and option length in
     /// octets, then scope and option (type, length) pairs; padding after.
     static func decodeOptionsTemplateFlowSet(
-        _ bytes: UnsafeRawBufferPointer, body: Range<Int>, domain: UInt32, session: TransportSession,
-        cache: TemplateCache, nowSeconds: UInt32, statistics: inout DecodeStatistics
+        _ bytes: UnsafeRawBufferPointer, body: Range<Int>, message: DecodeMessage, statistics: inout DecodeStatistics
     ) {
         let end = body.upperBound
         var position = body.lowerBound
@@ -128,81 +121,35 @@ enum NetFlowV9Decoder {
                 return
             }
             let fieldsEnd = fieldsStart + scopeLength + optionLength
-            guard (scopeLength + optionLength) / 4 <= cache.configuration.maxFieldsPerTemplate else {
+            guard (scopeLength + optionLength) / 4 <= message.cache.configuration.maxFieldsPerTemplate else {
                 statistics.count(.tooManyTemplateFields)
                 position = fieldsEnd
                 continue
             }
             storeTemplate(
                 bytes, templateID: templateID, isOptions: true, definition: (position + 2)..<fieldsEnd,
-                fields: fieldsStart..<fieldsEnd, scopeFieldCount: scopeLength / 4, domain: domain,
-                session: session, cache: cache, nowSeconds: nowSeconds, statistics: &statistics)
+                fields: fieldsStart..<fieldsEnd, scopeFieldCount: scopeLength / 4, message: message,
+                statistics: &statistics)
             position = fieldsEnd
         }
     }
 
+    /// v9's field specifiers: no enterprise numbers; types ≥ 32768 are vendor-specific and simply
+    /// unknown here, marked as enterprise fields so they never alias IANA numbers when compiled.
     private static func storeTemplate(
         _ bytes: UnsafeRawBufferPointer, templateID: UInt16, isOptions: Bool, definition: Range<Int>,
-        fields: Range<Int>, scopeFieldCount: Int, domain: UInt32, session: TransportSession,
-        cache: TemplateCache, nowSeconds: UInt32, statistics: inout DecodeStatistics
+        fields: Range<Int>, scopeFieldCount: Int, message: DecodeMessage, statistics: inout DecodeStatistics
     ) {
-        let definitionBytes = UnsafeRawBufferPointer(rebasing: bytes[definition])
-        if cache.refreshIfUnchanged(
-            templateID, isOptions: isOptions, definition: definitionBytes, domain: domain, in: session,
-            nowSeconds: nowSeconds)
-        {
-            return
-        }
-        var parsed: [TemplateField] = []
-        parsed.reserveCapacity(fields.count / 4)
-        // v9 has no enterprise numbers: types ≥ 32768 are vendor-specific and simply unknown here.
-        for (index, cursor) in stride(from: fields.lowerBound, to: fields.upperBound, by: 4).enumerated() {
-            parsed.append(
-                TemplateField(
-                    id: bytes.readBE16(at: cursor), enterpriseNumber: 0, length: bytes.readBE16(at: cursor + 2),
-                    isScope: index < scopeFieldCount))
-        }
-        // Vendor types must not alias IANA numbers when compiled: mark them as enterprise fields.
-        for index in parsed.indices where parsed[index].id & 0x8000 != 0 { parsed[index].enterpriseNumber = 1 }
-        switch DecodePlan.compile(
-            templateID: templateID, isOptions: isOptions, fields: parsed, definition: Array(definitionBytes))
-        {
-        case .success(let plan):
-            cache.store(plan, domain: domain, in: session, nowSeconds: nowSeconds, statistics: &statistics)
-        case .failure:
-            statistics.count(.malformedTemplate)
-        }
-    }
-
-    private static func decodeDataFlowSet<S: FlowSink>(
-        _ bytes: UnsafeRawBufferPointer, body: Range<Int>, templateID: UInt16, sourceID: UInt32,
-        sysUptime: UInt32, unixSeconds: UInt32, session: TransportSession, cache: TemplateCache,
-        nowSeconds: UInt32, record: inout FlowRecord, statistics: inout DecodeStatistics, sink: inout S
-    ) {
-        guard
-            let plan = cache.template(
-                templateID, domain: sourceID, in: session, nowSeconds: nowSeconds, statistics: &statistics),
-            let state = cache.domainState(sourceID, in: session)
-        else {
-            statistics.setsWithUnknownTemplate &+= 1
-            session.statistics.setsWithUnknownTemplate &+= 1
-            return
-        }
-        let context = MessageContext(
-            exportTimeSeconds: unixSeconds, isNetFlowV9: true, v9SysUptimeMs: sysUptime,
-            domainSystemInitTimeMs: state.systemInitTimeMs, domainSamplingInterval: state.samplingInterval)
-        var options = OptionsValues()
-        let outcome = RecordDecoding.decodeDataSet(
-            bytes, range: body, plan: plan, context: context, record: &record, options: &options, sink: &sink)
-        if outcome.truncated { statistics.count(.truncatedRecord) }
-        if plan.isOptions {
-            statistics.optionsRecords &+= UInt64(outcome.records)
-            if outcome.records > 0 { cache.applyOptions(options, to: state, nowSeconds: nowSeconds) }
-        } else if !plan.hasFlowFields {
-            statistics.recordsWithoutFlowFields &+= UInt64(outcome.records)
-        } else {
-            statistics.flowRecords &+= UInt64(outcome.records)
-            session.statistics.flowRecords &+= UInt64(outcome.records)
+        message.learn(
+            templateID, isOptions: isOptions, definition: UnsafeRawBufferPointer(rebasing: bytes[definition]),
+            statistics: &statistics
+        ) {
+            stride(from: fields.lowerBound, to: fields.upperBound, by: 4).enumerated().map { index, cursor in
+                let id = bytes.readBE16(at: cursor)
+                return TemplateField(
+                    id: id, enterpriseNumber: id & 0x8000 != 0 ? 1 : 0, length: bytes.readBE16(at: cursor + 2),
+                    isScope: index < scopeFieldCount)
+            }
         }
     }
 }
