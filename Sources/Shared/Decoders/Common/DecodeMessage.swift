@@ -49,8 +49,13 @@ struct DecodeMessage {
             session.statistics.setsWithUnknownTemplate &+= 1
             return
         }
+        // A switch, not `==`: `TemplateWireFormat`'s `==` lives in Templates (a call).
+        let isNetFlowV9 = switch format {
+        case .netFlowV9: true
+        case .ipfix: false
+        }
         let context = MessageContext(
-            exportTimeSeconds: exportSeconds, isNetFlowV9: format == .netFlowV9, v9SysUptimeMs: v9SysUptimeMs,
+            exportTimeSeconds: exportSeconds, isNetFlowV9: isNetFlowV9, v9SysUptimeMs: v9SysUptimeMs,
             domainSystemInitTimeMs: state.systemInitTimeMs, domainSamplingInterval: state.samplingInterval)
         var options = OptionsValues()
         let outcome = RecordDecoding.decodeDataSet(

@@ -101,8 +101,8 @@ enum RecordDecoding {
                         }
                     }
                     guard end - position >= length else { outcome.truncated = true; return }
-                    // Raw values: `FieldTarget`'s `==` lives in Templates and would be a call per field.
-                    if op.target.rawValue != FieldTarget.skip.rawValue { apply(op.target, bytes, at: position, length: length, &record, &scratch) }
+                    // A pattern, not `!=`: `FieldTarget`'s `==` lives in Templates and would be a call per field.
+                    if case .skip = op.target {} else { apply(op.target, bytes, at: position, length: length, &record, &scratch) }
                     position += length
                 }
                 finish(plan, context, isOptions, &record, &scratch, &options, &sink)
