@@ -16,6 +16,24 @@ struct DecodeMessage {
     /// NetFlow v9 only: the header's sysUptime, which FIRST/LAST_SWITCHED are relative to.
     var v9SysUptimeMs: UInt32 = 0
 
+    /// Starts a message whose header checked out: its exporter's session, or nil (counted) when no
+    /// session can be had — a new session while every slot holds templates, where nothing learned or
+    /// referenced could be kept or found. `record` is the one the message's flows reuse.
+    static func begin(
+        _ format: TemplateWireFormat, from exporter: ExporterAddress, domain: UInt32, exportSeconds: UInt32,
+        nowSeconds: UInt32, v9SysUptimeMs: UInt32 = 0, cache: TemplateCache, statistics: inout DecodeStatistics
+    ) -> (message: DecodeMessage, record: FlowRecord)? {
+        guard let session = cache.beginMessage(from: exporter, domain: domain, nowSeconds: nowSeconds, statistics: &statistics)
+        else {
+            statistics.datagramsWithoutSession &+= 1
+            return nil
+        }
+        let message = DecodeMessage(
+            format: format, cache: cache, session: session, domain: domain, exportSeconds: exportSeconds,
+            nowSeconds: nowSeconds, v9SysUptimeMs: v9SysUptimeMs)
+        return (message, FlowRecord(messageFrom: exporter, domain: domain, exportSeconds: exportSeconds))
+    }
+
     /// Learns one template record (IPFIX and v9 alike): an unchanged definition only refreshes the
     /// held template; otherwise `fields` parses it, and it is compiled and stored.
     func learn(

@@ -30,17 +30,10 @@ enum IPFIXDecoder {
         let domain = bytes.readBE32(at: 12)
         statistics.ipfixMessages &+= 1
 
-        guard let session = cache.beginMessage(from: exporter, domain: domain, nowSeconds: nowSeconds, statistics: &statistics)
-        else {
-            // A new session while every session slot holds templates: without one, nothing learned or
-            // referenced here could be kept or found.
-            statistics.datagramsWithoutSession &+= 1
-            return
-        }
-        let message = DecodeMessage(
-            format: .ipfix, cache: cache, session: session, domain: domain, exportSeconds: exportTime,
-            nowSeconds: nowSeconds)
-        var record = FlowRecord(messageFrom: exporter, domain: domain, exportSeconds: exportTime)
+        guard case (let message, var record)? = DecodeMessage.begin(
+            .ipfix, from: exporter, domain: domain, exportSeconds: exportTime, nowSeconds: nowSeconds, cache: cache,
+            statistics: &statistics)
+        else { return }
 
         var offset = headerLength
         while offset < messageLength {

@@ -24,17 +24,10 @@ enum NetFlowV9Decoder {
         let sourceID = bytes.readBE32(at: 16)
         statistics.netflowV9Messages &+= 1
 
-        guard let session = cache.beginMessage(from: exporter, domain: sourceID, nowSeconds: nowSeconds, statistics: &statistics)
-        else {
-            // A new session while every session slot holds templates: without one, nothing learned or
-            // referenced here could be kept or found.
-            statistics.datagramsWithoutSession &+= 1
-            return
-        }
-        let message = DecodeMessage(
-            format: .netFlowV9, cache: cache, session: session, domain: sourceID, exportSeconds: unixSeconds,
-            nowSeconds: nowSeconds, v9SysUptimeMs: sysUptime)
-        var record = FlowRecord(messageFrom: exporter, domain: sourceID, exportSeconds: unixSeconds)
+        guard case (let message, var record)? = DecodeMessage.begin(
+            .netFlowV9, from: exporter, domain: sourceID, exportSeconds: unixSeconds, nowSeconds: nowSeconds,
+            v9SysUptimeMs: sysUptime, cache: cache, statistics: &statistics)
+        else { return }
 
         let end = bytes.count
         var offset = headerLength
