@@ -3,6 +3,15 @@ import PackageDescription
 
 // librdkafka >= 2.1.1 is built by scripts/setup.sh and found through pkg-config (the Makefile sets
 // PKG_CONFIG_PATH); it is linked statically so the binaries need no librdkafka at run time.
+// The per-record path is measured (Benchmarks/, docs/BENCHMARKS.md); runtime exclusivity checks cost
+// several percent there and guard nothing the debug build's tests don't.
+let hotPath: [SwiftSetting] = [.unsafeFlags(["-enforce-exclusivity=unchecked"], .when(configuration: .release))]
+let logging = Target.Dependency.product(name: "Logging", package: "swift-log")
+
+func library(_ name: String, _ dependencies: [Target.Dependency], hot: Bool = false) -> Target {
+    .target(name: name, dependencies: dependencies, path: "Sources/Shared/\(name)", swiftSettings: hot ? hotPath : [])
+}
+
 let package = Package(
     name: "kflow",
     platforms: [.macOS(.v13)],
@@ -21,28 +30,38 @@ let package = Package(
         .systemLibrary(name: "CSystemd", pkgConfig: "libsystemd"),
         .target(name: "CKflowShims"),
 
-        .target(
-            name: "Shared",
-            dependencies: [
-                "CRdKafka", "CKflowShims",
-                .product(name: "Configuration", package: "swift-configuration"),
-                .product(name: "Logging", package: "swift-log"),
-            ],
-            // The per-record path is measured (Benchmarks/, docs/BENCHMARKS.md); runtime exclusivity
-            // checks cost several percent there and guard nothing the debug build's tests don't.
-            swiftSettings: [.unsafeFlags(["-enforce-exclusivity=unchecked"], .when(configuration: .release))]
-        ),
+        // The libraries, bottom up: each imports only those above it in this list, so an upward import
+        // does not compile (docs/DESIGN.md). They live in Sources/Shared/<name>.
+        library("FlowModel", [], hot: true),
+        library("SystemKit", [logging]),
+        library("WireFormat", ["FlowModel"], hot: true),
+        library("Templates", ["FlowModel", "WireFormat"], hot: true),
+        library("Decoders", ["FlowModel", "WireFormat", "Templates"], hot: true),
+        library("Output", ["FlowModel"], hot: true),
+        library("KafkaOutput", ["Output", "SystemKit", "CRdKafka"], hot: true),
+        library("Config", ["FlowModel", "Output", "KafkaOutput", "CRdKafka", logging,
+                           .product(name: "Configuration", package: "swift-configuration")]),
+        library("ProcessKit", ["FlowModel", "SystemKit", "WireFormat", "KafkaOutput", "Config", "CKflowShims"]),
+        library("MetricsServer", ["SystemKit", "ProcessKit", logging]),
+        library("WorkerRuntime", ["FlowModel", "SystemKit", "WireFormat", "Templates", "Decoders", "Output",
+                                  "KafkaOutput", "Config", "ProcessKit", "CKflowShims", logging], hot: true),
         .executableTarget(
             name: "kflow-master",
             dependencies: [
-                "Shared", "CSystemd", "CKflowShims",
+                "FlowModel", "SystemKit", "WireFormat", "KafkaOutput", "Config", "ProcessKit", "MetricsServer",
+                "CSystemd", "CKflowShims", logging,
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
-        .executableTarget(name: "kflow-worker", dependencies: ["Shared", "CKflowShims"]),
+        .executableTarget(name: "kflow-worker", dependencies: ["SystemKit", "ProcessKit", "WorkerRuntime", "CKflowShims", logging],
+                          swiftSettings: hotPath),
         // Decode + JSON encode without Kafka, flows/s on one core (issue: speed).
-        .executableTarget(name: "kflow-microbench", dependencies: ["Shared"], path: "Benchmarks/Microbench"),
-        .testTarget(name: "SharedTests", dependencies: ["Shared"]),
+        .executableTarget(name: "kflow-microbench", dependencies: ["FlowModel", "Decoders", "Output", "KafkaOutput", "Config"],
+                          path: "Benchmarks/Microbench", swiftSettings: hotPath),
+        .testTarget(name: "SharedTests", dependencies: [
+            "FlowModel", "SystemKit", "WireFormat", "Templates", "Decoders", "Output", "KafkaOutput", "Config",
+            "ProcessKit", "MetricsServer", "WorkerRuntime",
+        ]),
         // The master's parts with a fake clock, processes and notifier (@testable import of the executable).
         .testTarget(name: "MasterTests", dependencies: ["kflow-master"]),
     ]
@@ -54,11 +73,13 @@ let package = Package(
 // (Fuzz/Driver).
 if Context.environment["KFLOW_FUZZ"] == "1" {
     package.targets.append(.target(name: "CFuzzDriver", path: "Fuzz/Driver"))
-    package.targets.append(.target(name: "FuzzSupport", dependencies: ["Shared"], path: "Fuzz/Support"))
-    for (name, path) in [("kflow-fuzz-decoder", "Fuzz/Decoder"), ("kflow-fuzz-snapshot", "Fuzz/Snapshot"),
-                         ("kflow-fuzz-properties", "Fuzz/Properties")] {
+    package.targets.append(.target(name: "FuzzSupport", dependencies: ["FlowModel", "SystemKit"], path: "Fuzz/Support"))
+    for (name, path, uses) in [("kflow-fuzz-decoder", "Fuzz/Decoder", ["FlowModel", "Decoders", "Output"]),
+                               ("kflow-fuzz-snapshot", "Fuzz/Snapshot", ["FlowModel", "Decoders"]),
+                               ("kflow-fuzz-properties", "Fuzz/Properties", ["Config"])] {
         package.targets.append(.executableTarget(
-            name: name, dependencies: ["Shared", "FuzzSupport", "CFuzzDriver"], path: path,
+            name: name, dependencies: uses.map { Target.Dependency(stringLiteral: $0) } + ["FuzzSupport", "CFuzzDriver"],
+            path: path,
             swiftSettings: [.unsafeFlags(["-parse-as-library"])]))
     }
 }

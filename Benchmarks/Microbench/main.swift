@@ -7,7 +7,11 @@
 // default producer settings: the same JSON records produced to a real broker, CPU of the whole process
 // (all librdkafka threads) per million messages, delivery included.
 
-import Shared
+import FlowModel
+import Decoders
+import Output
+import KafkaOutput
+import Config
 
 #if canImport(Glibc)
 import Glibc

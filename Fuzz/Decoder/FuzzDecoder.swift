@@ -1,6 +1,8 @@
 import CFuzzDriver
 import FuzzSupport
-import Shared
+import FlowModel
+import Decoders
+import Output
 
 /// libFuzzer target: the datagram decoders (IPFIX, NetFlow v9, v5) through `FlowDecoder`, each record
 /// encoded as KFlow JSON, then the decoder's templates through a snapshot round trip.

@@ -1,6 +1,6 @@
 import CFuzzDriver
 import FuzzSupport
-import Shared
+import Config
 
 #if canImport(Glibc)
 import Glibc

@@ -1,6 +1,7 @@
 import CFuzzDriver
 import FuzzSupport
-import Shared
+import FlowModel
+import Decoders
 
 #if canImport(Glibc)
 import Glibc

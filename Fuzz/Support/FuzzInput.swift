@@ -1,4 +1,5 @@
-import Shared
+import FlowModel
+import SystemKit
 
 #if canImport(Glibc)
 import Glibc

@@ -1,6 +1,8 @@
 import ArgumentParser
 import Logging
-import Shared
+import SystemKit
+import KafkaOutput
+import Config
 
 #if canImport(FoundationEssentials)
 import FoundationEssentials

@@ -1,5 +1,9 @@
 import Logging
-import Shared
+import SystemKit
+import Config
+import ProcessKit
+import MetricsServer
+import Synchronization
 
 #if canImport(Glibc)
 import Glibc

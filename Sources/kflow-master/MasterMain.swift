@@ -1,5 +1,8 @@
 import Logging
-import Shared
+import SystemKit
+import KafkaOutput
+import Config
+import ProcessKit
 
 #if canImport(Glibc)
 import Glibc

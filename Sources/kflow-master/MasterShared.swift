@@ -1,4 +1,9 @@
-import Shared
+import FlowModel
+import SystemKit
+import WireFormat
+import KafkaOutput
+import ProcessKit
+import MetricsServer
 import Synchronization
 
 /// What the metrics thread reads: live workers' segments, the totals carried from retired workers,

@@ -1,5 +1,11 @@
 import Logging
-import Shared
+import FlowModel
+import SystemKit
+import WireFormat
+import KafkaOutput
+import Config
+import ProcessKit
+import MetricsServer
 
 #if canImport(Glibc)
 import Glibc

@@ -1,5 +1,5 @@
 import CSystemd
-import Shared
+import SystemKit
 
 /// Where the master tells its service manager how it is doing (sd_notify(3) state lines); a protocol so
 /// the unit tests read what the master would have said.

@@ -1,4 +1,3 @@
-import Shared
 
 #if canImport(Glibc)
 import Glibc

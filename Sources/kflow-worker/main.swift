@@ -1,6 +1,8 @@
 import CKflowShims
 import Logging
-import Shared
+import SystemKit
+import ProcessKit
+import WorkerRuntime
 
 #if canImport(Glibc)
 import Glibc

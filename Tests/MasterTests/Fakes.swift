@@ -1,6 +1,12 @@
 import Foundation
 import Logging
-import Shared
+import FlowModel
+import SystemKit
+import WireFormat
+import KafkaOutput
+import Config
+import ProcessKit
+import MetricsServer
 @testable import kflow_master
 
 #if canImport(Glibc)

@@ -1,4 +1,10 @@
-import Shared
+import FlowModel
+import SystemKit
+import WireFormat
+import KafkaOutput
+import Config
+import ProcessKit
+import MetricsServer
 import Testing
 @testable import kflow_master
 

@@ -1,5 +1,5 @@
 import Testing
-@testable import Shared
+@testable import Config
 
 @Suite struct ConfigLayeringTests {
     @Test func defaultsAloneGiveTheReferenceValues() throws {

@@ -1,5 +1,5 @@
 import Testing
-@testable import Shared
+@testable import Config
 
 /// What java.util.Properties.load reads from the same text (checked against the JDK's documented rules).
 @Suite struct ConfigPropertiesFormatTests {

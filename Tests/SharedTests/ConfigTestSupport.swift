@@ -1,5 +1,5 @@
 import Foundation
-@testable import Shared
+@testable import Config
 
 /// A `.properties` file in a fresh temporary directory, removed on deinit.
 final class TemporaryPropertiesFile {

@@ -1,5 +1,7 @@
 import Testing
-@testable import Shared
+@testable import FlowModel
+@testable import KafkaOutput
+@testable import Config
 
 @Suite struct ConfigValidationTests {
     /// (key, a value it must refuse, what the message must say about it)

@@ -1,6 +1,8 @@
 import Foundation
 import Testing
-@testable import Shared
+@testable import FlowModel
+@testable import WireFormat
+@testable import Decoders
 
 #if canImport(Glibc)
 import Glibc

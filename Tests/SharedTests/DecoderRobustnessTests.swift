@@ -1,6 +1,8 @@
 import Foundation
 import Testing
-@testable import Shared
+@testable import FlowModel
+@testable import Templates
+@testable import Decoders
 
 /// Corrupted real payloads: every truncation and seeded random byte flips of each corpus datagram.
 /// The decoder must never trap, and the template cache must stay within its limits.

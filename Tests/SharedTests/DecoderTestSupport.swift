@@ -1,5 +1,6 @@
 import Testing
-@testable import Shared
+@testable import FlowModel
+@testable import Decoders
 
 // Byte-fixture builders for the decoder tests: they write the wire formats of RFC 7011 / RFC 3954
 // by hand so every test states exactly which octets it feeds the decoder.

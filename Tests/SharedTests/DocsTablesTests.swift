@@ -1,6 +1,16 @@
 import Foundation
 import Testing
-@testable import Shared
+@testable import FlowModel
+@testable import SystemKit
+@testable import WireFormat
+@testable import Templates
+@testable import Decoders
+@testable import Output
+@testable import KafkaOutput
+@testable import Config
+@testable import ProcessKit
+@testable import MetricsServer
+@testable import WorkerRuntime
 
 /// The docs' tables of settings, metrics and output fields against the code's tables: each test fails
 /// when one names something the other does not (or a default differs), saying which.

@@ -1,5 +1,6 @@
 import Testing
-@testable import Shared
+@testable import Templates
+@testable import Decoders
 
 /// Issue 9's rules against hostile templates and exporters: bounded work per datagram, templates
 /// bounded in bytes, and exporters that cannot push each other out.

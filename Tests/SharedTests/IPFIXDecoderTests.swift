@@ -1,5 +1,7 @@
 import Testing
-@testable import Shared
+@testable import FlowModel
+@testable import WireFormat
+@testable import Decoders
 
 /// RFC 7011 decoding with hand-built messages.
 @Suite struct IPFIXDecoderTests {

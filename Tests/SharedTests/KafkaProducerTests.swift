@@ -1,6 +1,7 @@
 import Foundation
 import Testing
-@testable import Shared
+@testable import Output
+@testable import KafkaOutput
 
 #if canImport(Glibc)
 import Glibc

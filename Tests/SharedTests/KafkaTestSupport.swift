@@ -1,6 +1,6 @@
 import Foundation
 import Testing
-@testable import Shared
+@testable import ProcessKit
 
 #if canImport(Glibc)
 import Glibc

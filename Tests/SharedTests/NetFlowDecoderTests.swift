@@ -1,5 +1,5 @@
 import Testing
-@testable import Shared
+@testable import Decoders
 
 /// NetFlow v9 (RFC 3954) and v5 decoding with hand-built packets.
 @Suite struct NetFlowV9DecoderTests {

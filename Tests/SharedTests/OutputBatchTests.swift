@@ -1,5 +1,6 @@
 import Testing
-@testable import Shared
+@testable import FlowModel
+@testable import Output
 
 /// Messages: one record each (KFlow) by default; opt-in batches of newline-separated records.
 @Suite struct OutputBatchTests {

@@ -1,6 +1,7 @@
 import Foundation
 import Testing
-@testable import Shared
+@testable import FlowModel
+@testable import Output
 
 /// The KFlow JSON encoder, judged by Foundation's JSON parser and inet_ntop rather than by its own logic.
 @Suite struct OutputEncoderTests {

@@ -1,5 +1,6 @@
 import Testing
-@testable import Shared
+@testable import FlowModel
+@testable import Output
 
 @Suite struct OutputFieldsTests {
     @Test func commaSeparatedNamesSelectFields() throws {

@@ -1,6 +1,7 @@
 import Foundation
 import Testing
-@testable import Shared
+@testable import FlowModel
+@testable import Output
 
 #if canImport(Glibc)
 import Glibc

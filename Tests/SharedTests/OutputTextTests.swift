@@ -1,5 +1,6 @@
 import Testing
-@testable import Shared
+@testable import FlowModel
+@testable import Output
 
 /// The low-level writers: decimal numbers and address text, checked against Swift's own formatting and
 /// glibc's inet_ntop.

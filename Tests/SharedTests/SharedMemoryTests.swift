@@ -1,4 +1,14 @@
-@testable import Shared
+@testable import FlowModel
+@testable import SystemKit
+@testable import WireFormat
+@testable import Templates
+@testable import Decoders
+@testable import Output
+@testable import KafkaOutput
+@testable import Config
+@testable import ProcessKit
+@testable import MetricsServer
+@testable import WorkerRuntime
 import Testing
 
 #if canImport(Glibc)

@@ -1,4 +1,4 @@
-import Shared
+import ProcessKit
 import Testing
 
 #if canImport(Glibc)

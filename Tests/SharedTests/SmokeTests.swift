@@ -1,5 +1,5 @@
 import Testing
-@testable import Shared
+@testable import KafkaOutput
 
 @Test func linksCurrentLibrdkafka() {
     let parts = librdkafkaVersion.split(separator: ".").compactMap { Int($0) }

@@ -1,5 +1,8 @@
 import Testing
-@testable import Shared
+@testable import FlowModel
+@testable import WireFormat
+@testable import Templates
+@testable import Decoders
 
 /// Template scoping, lifetimes and limits (RFC 7011 §8, §10.3.1), through the decoder's public API.
 @Suite struct TemplateCacheTests {

@@ -1,6 +1,8 @@
 import Foundation
 import Testing
-@testable import Shared
+@testable import FlowModel
+@testable import Templates
+@testable import Decoders
 
 /// Template snapshots: a decoder that learned templates from real exporters' packets hands them to a
 /// fresh decoder (another worker process), which must then decode data exactly as the first one does.

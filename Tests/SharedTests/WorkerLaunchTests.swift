@@ -1,4 +1,10 @@
-import Shared
+import FlowModel
+import SystemKit
+import WireFormat
+import KafkaOutput
+import Config
+import ProcessKit
+import MetricsServer
 import Testing
 
 /// The master encodes a worker's launch into arguments and a descriptor order; the worker decodes it.

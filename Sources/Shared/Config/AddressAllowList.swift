@@ -1,4 +1,5 @@
 #if canImport(Glibc)
+import FlowModel
 import Glibc
 #endif
 

@@ -1,3 +1,5 @@
+import Output
+
 /// One setting given on the command line, by a named option or KFlow's `-Dapp.KEY=VALUE`.
 public struct CommandLineOverride: Sendable, Equatable {
     public var key: String

@@ -1,3 +1,5 @@
+import FlowModel
+
 /// Where finished messages go (the Kafka producer in the worker; a counter in benchmarks and tests).
 /// The bytes are valid only during the call: a transport that keeps them must copy them. `records` is
 /// how many records the message carries (1 unless batching), so a transport can count in records.

@@ -1,3 +1,5 @@
+import FlowModel
+
 /// Turns a `FlowRecord` into KFlow's JSON object:
 /// `{"dvc":"192.0.2.1","src":"10.0.0.1","srcp":443,"dst":"10.0.0.2","dstp":51000,"proto":6,"flags":24,"bytes":1500,"pkts":3,"time":1700000000000}`
 /// in this key order without spaces, followed by the selected `OutputFields` the record has, in catalog order.

@@ -1,3 +1,5 @@
+import FlowModel
+
 /// The optional fields written after KFlow's ten, chosen by configuration (`output.fields`, a
 /// comma-separated list of the names below). See docs/OUTPUT.md for each field's type and source.
 ///
@@ -44,8 +46,8 @@ public enum OutputField: Int, CaseIterable, Sendable {
 /// A selection of `OutputField`s, one bit each (the field's raw value).
 public struct OutputFields: OptionSet, Sendable, Hashable {
     public let rawValue: UInt32
-    public init(rawValue: UInt32) { self.rawValue = rawValue }
-    public init(_ field: OutputField) { rawValue = 1 << UInt32(field.rawValue) }
+    @inlinable public init(rawValue: UInt32) { self.rawValue = rawValue }
+    @inlinable public init(_ field: OutputField) { rawValue = 1 << UInt32(field.rawValue) }
 
     /// The selection of `fields`: `OutputFields([.vlan, .tos])`.
     public init(_ fields: some Sequence<OutputField>) {

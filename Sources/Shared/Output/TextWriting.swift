@@ -1,3 +1,5 @@
+import FlowModel
+
 /// Low-level text writing for the JSON encoder: decimal numbers and IP addresses written straight into
 /// reserved output memory. Fenced here so the rest of the output code never touches raw pointers.
 ///

@@ -1,5 +1,7 @@
+import WireFormat
+
 /// Which `FlowRecord` field (or per-record scratch value) a template field feeds.
-enum FieldTarget: UInt8, Sendable {
+package enum FieldTarget: UInt8, Sendable {
     case skip
     case srcV4, dstV4, srcV6, dstV6, nextHopV4, nextHopV6
     case srcPort, dstPort, proto, tcpFlags, bytes, packets
@@ -8,7 +10,7 @@ enum FieldTarget: UInt8, Sendable {
 }
 
 /// How a template encodes the flow start or end time; decides the conversion to epoch milliseconds.
-enum TimeEncoding: UInt8, Sendable {
+package enum TimeEncoding: UInt8, Sendable {
     case none
     case seconds, milliseconds
     /// dateTimeMicroseconds / dateTimeNanoseconds: NTP format (RFC 7011 §6.1.9–10).
@@ -21,29 +23,36 @@ enum TimeEncoding: UInt8, Sendable {
 }
 
 /// One field of a template as it was defined on the wire.
-struct TemplateField: Sendable {
-    var id: UInt16
+package struct TemplateField: Sendable {
+    package var id: UInt16
     /// Non-zero for enterprise-specific IEs (IPFIX); NetFlow v9 has none.
-    var enterpriseNumber: UInt32
+    package var enterpriseNumber: UInt32
     /// Octets, or `InformationElement.variableLength`.
-    var length: UInt16
+    package var length: UInt16
     /// Options template scope fields are never read (their meaning is not that of the IE namespace in v9).
-    var isScope: Bool
+    package var isScope: Bool
+
+    package init(id: UInt16, enterpriseNumber: UInt32, length: UInt16, isScope: Bool) {
+        self.id = id
+        self.enterpriseNumber = enterpriseNumber
+        self.length = length
+        self.isScope = isScope
+    }
 }
 
 /// One step of the per-record loop: copy the number at `offset` (fixed-length templates) or at the
 /// walk position (variable-length templates) of `length` octets into `target`. 12 octets: a template's
 /// ops are most of its memory, so they are kept small.
-struct FieldOp: Sendable {
+package struct FieldOp: Sendable {
     /// Octets from the record's start (fixed-length templates; 0 otherwise).
-    var offset: Int
+    package var offset: Int
     /// Octets; in a variable-length template a `.skip` op may stand for a run of fixed-length fields.
-    var length: Int
-    var target: FieldTarget
+    package var length: Int
+    package var target: FieldTarget
     /// The field's length is in the record (RFC 7011 §7), not in `length`.
-    var isVariable: Bool
+    package var isVariable: Bool
 
-    init(offset: Int, length: Int, target: FieldTarget, isVariable: Bool = false) {
+    package init(offset: Int, length: Int, target: FieldTarget, isVariable: Bool = false) {
         self.offset = offset
         self.length = length
         self.target = target
@@ -52,30 +61,30 @@ struct FieldOp: Sendable {
 }
 
 /// A template compiled once into what the per-record loop needs. Immutable, shared by reference.
-final class DecodePlan: Sendable {
-    let templateID: UInt16
-    let isOptions: Bool
+package final class DecodePlan: Sendable {
+    package let templateID: UInt16
+    package let isOptions: Bool
     /// Fixed-length templates read only the fields kflow uses at precomputed offsets; templates with
     /// variable-length fields list every field in order and are walked.
-    let isFixedLength: Bool
+    package let isFixedLength: Bool
     /// The record length of a fixed-length template; the smallest possible record otherwise (≥ 1).
-    let recordLength: Int
-    let ops: [FieldOp]
-    let startEncoding: TimeEncoding
-    let endEncoding: TimeEncoding
+    package let recordLength: Int
+    package let ops: [FieldOp]
+    package let startEncoding: TimeEncoding
+    package let endEncoding: TimeEncoding
     /// The template's field specifiers as received, to tell a refresh (same bytes) from a redefinition.
-    let definition: [UInt8]
+    package let definition: [UInt8]
     /// False when the template feeds none of the fields kflow emits (addresses, ports, protocol,
     /// counters, interfaces, times, ...): its records are walked and counted but never emitted, so a
     /// template of padding or unknown IEs cannot turn each octet of a data set into an empty flow.
-    let hasFlowFields: Bool
+    package let hasFlowFields: Bool
     /// What keeping this plan in the cache costs, in bytes: the definition, the ops and a fixed
     /// overhead (objects, array headers, the cache's dictionary slot). What the byte budgets count.
-    let memoryCost: Int
+    package let memoryCost: Int
 
     /// Per cached template beyond its definition and ops: the plan object and its two array headers
     /// (3 × 32), the `CachedTemplate` in its dictionary slot and malloc rounding, measured generously.
-    static let fixedMemoryCost = 256
+    package static let fixedMemoryCost = 256
 
     private init(
         templateID: UInt16, isOptions: Bool, isFixedLength: Bool, recordLength: Int, ops: [FieldOp],
@@ -94,14 +103,14 @@ final class DecodePlan: Sendable {
     }
 
     /// Why a template cannot be compiled.
-    enum CompileError: Error, Equatable {
+    package enum CompileError: Error, Equatable {
         /// Every field has length 0 (or there are none): a data set of such records could never be walked.
         case zeroLengthRecord(templateID: UInt16)
     }
 
     /// Compiles a template. For each record field kflow emits, the first valid occurrence of the
     /// highest-ranked IE wins (see docs/DECODING.md); later duplicates and unknown IEs are skipped.
-    static func compile(
+    package static func compile(
         templateID: UInt16, isOptions: Bool, fields: [TemplateField], definition: [UInt8]
     ) -> Result<DecodePlan, CompileError> {
         var minimumLength = 0

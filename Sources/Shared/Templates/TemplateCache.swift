@@ -1,44 +1,47 @@
+import FlowModel
+import WireFormat
+
 /// The protocol a template definition is encoded in; its raw value is the header's version number.
-enum TemplateWireFormat: UInt8, Sendable {
+package enum TemplateWireFormat: UInt8, Sendable {
     case netFlowV9 = 9
     case ipfix = 10
 }
 
 /// A template as cached: its compiled plan, the protocol it came in (a snapshot replays the definition
 /// through that protocol's decoder) and when it was last (re)received.
-struct CachedTemplate {
-    let plan: DecodePlan
-    let format: TemplateWireFormat
-    var lastRefreshedSeconds: UInt32
+package struct CachedTemplate {
+    package let plan: DecodePlan
+    package let format: TemplateWireFormat
+    package var lastRefreshedSeconds: UInt32
 }
 
 /// One observation domain (IPFIX) or source ID (NetFlow v9) of a transport session.
-final class DomainState {
-    var templates: [UInt16: CachedTemplate] = [:]
+package final class DomainState {
+    package var templates: [UInt16: CachedTemplate] = [:]
     /// Latest sampling interval from the domain's options records; 0 when none was seen.
-    var samplingInterval: UInt32 = 0
+    package var samplingInterval: UInt32 = 0
     /// systemInitTimeMilliseconds from the domain's options records; 0 when unknown.
-    var systemInitTimeMs: UInt64 = 0
-    var optionsRefreshedSeconds: UInt32 = 0
+    package var systemInitTimeMs: UInt64 = 0
+    package var optionsRefreshedSeconds: UInt32 = 0
 }
 
 /// One transport session: an exporter's address and UDP source port (RFC 7011 §10.3.1).
-final class TransportSession {
-    let exporter: ExporterAddress
-    var domains: [UInt32: DomainState] = [:]
-    var templateCount = 0
+package final class TransportSession {
+    package let exporter: ExporterAddress
+    package var domains: [UInt32: DomainState] = [:]
+    package var templateCount = 0
     /// What its templates cost (`DecodePlan.memoryCost`), and their definitions' octets (snapshot size).
-    var templateBytes = 0
-    var definitionBytes = 0
-    var lastUsedTick: UInt64 = 0
-    var lastActiveSeconds: UInt32 = 0
-    var statistics = ExporterStatistics()
+    package var templateBytes = 0
+    package var definitionBytes = 0
+    package var lastUsedTick: UInt64 = 0
+    package var lastActiveSeconds: UInt32 = 0
+    package var statistics = ExporterStatistics()
     /// Links of the cache's recency list this session is on (with or without templates); the cache
     /// alone changes them, and unlinks a session when it forgets it.
     fileprivate var newer: TransportSession?
     fileprivate var older: TransportSession?
 
-    init(exporter: ExporterAddress) { self.exporter = exporter }
+    package init(exporter: ExporterAddress) { self.exporter = exporter }
 }
 
 /// Sessions from the most to the least recently used, linked through the sessions themselves, so
@@ -85,35 +88,32 @@ private struct RecencyList {
 ///   a new session; when all hold templates, an IPFIX/v9 datagram of a new session is dropped (counted).
 /// - templates: count per session and in total, and their cost in bytes per session and in total. A new
 ///   template at a total limit evicts the least recently used *other* session holding templates.
-final class TemplateCache {
-    let configuration: DecoderConfiguration
-    private(set) var sessions: [ExporterAddress: TransportSession] = [:]
+package final class TemplateCache {
+    package let configuration: DecoderConfiguration
+    package private(set) var sessions: [ExporterAddress: TransportSession] = [:]
     /// The sessions of each exporter address (at most `maxSessionsPerAddress`).
     private var sessionsOfAddress: [IPAddress: [TransportSession]] = [:]
     private var withTemplates = RecencyList()
     private var withoutTemplates = RecencyList()
-    private(set) var templateCount = 0
+    package private(set) var templateCount = 0
     /// What the cached templates cost, in bytes (`DecodePlan.memoryCost`), and their definitions' octets.
-    private(set) var templateBytes = 0
-    private(set) var definitionBytes = 0
+    package private(set) var templateBytes = 0
+    package private(set) var definitionBytes = 0
     /// Bumped whenever a template is added, redefined, expired or evicted, or a domain's sampling state
     /// changes value: a template snapshot taken at one generation is current until it moves.
-    private(set) var generation: UInt64 = 0
-    /// The protocol of the datagram being decoded, set by `FlowDecoder` before it dispatches: templates
-    /// stored meanwhile are tagged with it.
-    var wireFormat = TemplateWireFormat.ipfix
+    package private(set) var generation: UInt64 = 0
     /// Set while a snapshot is imported: sessions heard from live outrank ones read from a snapshot, so
     /// an import never evicts.
-    var isImporting = false
+    package var isImporting = false
     private var tick: UInt64 = 0
     /// Most datagrams come from the session of the previous one: skip the hash lookup then.
     private var lastSession: TransportSession?
     private var lastSweepSeconds: UInt32?
 
     /// How often (seconds of `nowSeconds`) the whole cache is swept for expired templates.
-    static let sweepIntervalSeconds: UInt32 = 60
+    package static let sweepIntervalSeconds: UInt32 = 60
 
-    init(configuration: DecoderConfiguration) { self.configuration = configuration }
+    package init(configuration: DecoderConfiguration) { self.configuration = configuration }
 
     deinit {
         withTemplates.removeAll()
@@ -122,7 +122,7 @@ final class TemplateCache {
 
     /// The session of `exporter`, created when new if the session limits allow (see the type's
     /// comment); nil when every session that could make room holds templates.
-    func session(for exporter: ExporterAddress, nowSeconds: UInt32, statistics: inout DecodeStatistics) -> TransportSession? {
+    package func session(for exporter: ExporterAddress, nowSeconds: UInt32, statistics: inout DecodeStatistics) -> TransportSession? {
         tick &+= 1
         if let last = lastSession, last.exporter == exporter {
             last.lastUsedTick = tick
@@ -154,7 +154,7 @@ final class TemplateCache {
 
     /// The session of `exporter` for a snapshot import, created when new if `maxSessions` and the
     /// address quota allow; nil at a limit. An import never evicts.
-    func sessionForImport(_ exporter: ExporterAddress, nowSeconds: UInt32) -> TransportSession? {
+    package func sessionForImport(_ exporter: ExporterAddress, nowSeconds: UInt32) -> TransportSession? {
         if let existing = sessions[exporter] { return existing }
         guard sessions.count < configuration.maxSessions,
             sessionsOfAddress[exporter.address, default: []].count < configuration.maxSessionsPerAddress
@@ -167,12 +167,12 @@ final class TemplateCache {
     }
 
     /// The cached entry of template `id`, expired or not, without touching it.
-    func cachedTemplate(_ id: UInt16, domain: UInt32, exporter: ExporterAddress) -> CachedTemplate? {
+    package func cachedTemplate(_ id: UInt16, domain: UInt32, exporter: ExporterAddress) -> CachedTemplate? {
         sessions[exporter]?.domains[domain]?.templates[id]
     }
 
     /// The live template `id` of `domain`, or nil when unknown or expired (expired ones are removed).
-    func template(
+    package func template(
         _ id: UInt16, domain: UInt32, in session: TransportSession, nowSeconds: UInt32,
         statistics: inout DecodeStatistics
     ) -> DecodePlan? {
@@ -192,13 +192,13 @@ final class TemplateCache {
     }
 
     /// The domain's state if it exists (it does once a template was stored for it).
-    func domainState(_ domain: UInt32, in session: TransportSession) -> DomainState? {
+    package func domainState(_ domain: UInt32, in session: TransportSession) -> DomainState? {
         session.domains[domain]
     }
 
     /// When the template is already cached with exactly this definition, refreshes its lifetime and
     /// returns true; the caller then need not compile anything.
-    func refreshIfUnchanged(
+    package func refreshIfUnchanged(
         _ id: UInt16, isOptions: Bool, definition: UnsafeRawBufferPointer, domain: UInt32,
         in session: TransportSession, nowSeconds: UInt32
     ) -> Bool {
@@ -214,8 +214,8 @@ final class TemplateCache {
     /// Stores a newly compiled template: replaces a definition with the same ID, or adds it, if the
     /// per-session and total limits (count and bytes) allow. A redefinition the limits refuse removes
     /// the old definition too: data sets must not be read with a template their exporter replaced.
-    func store(
-        _ plan: DecodePlan, domain: UInt32, in session: TransportSession, nowSeconds: UInt32,
+    package func store(
+        _ plan: DecodePlan, format: TemplateWireFormat, domain: UInt32, in session: TransportSession, nowSeconds: UInt32,
         statistics: inout DecodeStatistics
     ) {
         let held = session.domains[domain]?.templates[plan.templateID]
@@ -244,7 +244,7 @@ final class TemplateCache {
             state = DomainState()
             session.domains[domain] = state
         }
-        state.templates[plan.templateID] = CachedTemplate(plan: plan, format: wireFormat, lastRefreshedSeconds: nowSeconds)
+        state.templates[plan.templateID] = CachedTemplate(plan: plan, format: format, lastRefreshedSeconds: nowSeconds)
         if let held { account(session, removing: held.plan) }
         account(session, adding: plan)
         if held != nil {
@@ -255,7 +255,7 @@ final class TemplateCache {
     }
 
     /// Records what an options data set said about its domain.
-    func applyOptions(_ values: OptionsValues, to state: DomainState, nowSeconds: UInt32) {
+    package func applyOptions(_ values: OptionsValues, to state: DomainState, nowSeconds: UInt32) {
         if values.samplingInterval != 0, values.samplingInterval != state.samplingInterval {
             state.samplingInterval = values.samplingInterval
             generation &+= 1
@@ -269,13 +269,13 @@ final class TemplateCache {
 
     /// Sweeps every `sweepIntervalSeconds`: removes expired templates, then domains left without
     /// templates, then sessions without domains that were idle for a whole template lifetime.
-    func sweepIfDue(nowSeconds: UInt32, statistics: inout DecodeStatistics) {
+    package func sweepIfDue(nowSeconds: UInt32, statistics: inout DecodeStatistics) {
         if let last = lastSweepSeconds, nowSeconds >= last, nowSeconds - last < Self.sweepIntervalSeconds { return }
         lastSweepSeconds = nowSeconds
         sweep(nowSeconds: nowSeconds, statistics: &statistics)
     }
 
-    func sweep(nowSeconds: UInt32, statistics: inout DecodeStatistics) {
+    package func sweep(nowSeconds: UInt32, statistics: inout DecodeStatistics) {
         var idleSessions: [TransportSession] = []
         for session in sessions.values {
             for (domain, state) in session.domains {
@@ -293,14 +293,14 @@ final class TemplateCache {
         for session in idleSessions { remove(session) }
     }
 
-    func isExpired(_ refreshed: UInt32, now: UInt32) -> Bool {
+    package func isExpired(_ refreshed: UInt32, now: UInt32) -> Bool {
         // A clock that went backwards keeps templates alive rather than dropping them all.
         now > refreshed && now - refreshed > configuration.templateLifetimeSeconds
     }
 
     /// The size `TemplateSnapshot.write` would produce now, in octets, without writing it:
     /// O(sessions + domains), so an oversized snapshot can be skipped before it is serialised.
-    var snapshotSize: Int {
+    package var snapshotSize: Int {
         var size = TemplateSnapshot.headerLength + 4 + definitionBytes + templateCount * TemplateSnapshot.templateEntryLength
         var session = withTemplates.newest
         while let current = session {
@@ -428,23 +428,13 @@ final class TemplateCache {
 
 extension TemplateCache {
     /// What every decoder does once a message header checks out: find (or create) the exporter's
-    /// session, count the datagram and its domain, and set up the record the message's flows reuse.
-    /// Nil when no session can be had (the caller decides: v5 needs none, IPFIX and v9 drop the datagram).
-    func beginMessage(
-        from exporter: ExporterAddress, domain: UInt32, exportSeconds: UInt32, nowSeconds: UInt32,
-        statistics: inout DecodeStatistics
-    ) -> (TransportSession, FlowRecord)? {
+    /// session and count the datagram and its domain. Nil when no session can be had (the caller
+    /// decides: v5 needs none, IPFIX and v9 drop the datagram).
+    package func beginMessage(
+        from exporter: ExporterAddress, domain: UInt32, nowSeconds: UInt32, statistics: inout DecodeStatistics
+    ) -> TransportSession? {
         guard let session = session(for: exporter, nowSeconds: nowSeconds, statistics: &statistics) else { return nil }
         session.statistics.datagrams &+= 1
-        return (session, Self.messageRecord(from: exporter, domain: domain, exportSeconds: exportSeconds))
-    }
-
-    /// The record a message's flows start from: who sent it and when.
-    static func messageRecord(from exporter: ExporterAddress, domain: UInt32, exportSeconds: UInt32) -> FlowRecord {
-        var record = FlowRecord()
-        record.exporter = exporter.address
-        record.observationDomain = domain
-        record.exportTimeMs = UInt64(exportSeconds) * 1000
-        return record
+        return session
     }
 }

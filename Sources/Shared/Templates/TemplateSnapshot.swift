@@ -1,3 +1,6 @@
+import FlowModel
+import WireFormat
+
 // The template snapshot format: a template cache serialized so another process (a worker started on
 // reload or after a crash) can import it. Every template keeps its definition exactly as it came on the
 // wire, so importing replays it through the protocol's own template decoder (one code path learns a
@@ -49,41 +52,41 @@ public enum TemplateSnapshotError: Error, Equatable, Sendable, CustomStringConve
 }
 
 /// One template as read from a snapshot.
-struct SnapshotTemplate {
-    var format: TemplateWireFormat
-    var isOptions: Bool
-    var templateID: UInt16
-    var lastRefreshedSeconds: UInt32
+package struct SnapshotTemplate {
+    package var format: TemplateWireFormat
+    package var isOptions: Bool
+    package var templateID: UInt16
+    package var lastRefreshedSeconds: UInt32
     /// The template record after its ID, as received (see the format above).
-    var definition: [UInt8]
+    package var definition: [UInt8]
     /// Where the entry starts in the body, for error messages.
-    var offset: Int
+    package var offset: Int
 }
 
 /// One observation domain of one transport session as read from a snapshot.
-struct SnapshotDomain {
-    var exporter: ExporterAddress
-    var domain: UInt32
-    var samplingInterval: UInt32
-    var systemInitTimeMs: UInt64
-    var optionsRefreshedSeconds: UInt32
-    var templates: [SnapshotTemplate]
+package struct SnapshotDomain {
+    package var exporter: ExporterAddress
+    package var domain: UInt32
+    package var samplingInterval: UInt32
+    package var systemInitTimeMs: UInt64
+    package var optionsRefreshedSeconds: UInt32
+    package var templates: [SnapshotTemplate]
 }
 
-enum TemplateSnapshot {
-    static let magic: UInt32 = 0x4B46_5453  // "KFTS"
-    static let version: UInt16 = 1
-    static let headerLength = 20
-    static let optionsFlag: UInt8 = 1
+package enum TemplateSnapshot {
+    package static let magic: UInt32 = 0x4B46_5453  // "KFTS"
+    package static let version: UInt16 = 1
+    package static let headerLength = 20
+    package static let optionsFlag: UInt8 = 1
     /// Octets of each entry before its contents (see the format above), for `TemplateCache.snapshotSize`.
-    static let sessionEntryLength = 1 + 16 + 2 + 4
-    static let domainEntryLength = 4 + 4 + 8 + 4 + 4
-    static let templateEntryLength = 1 + 1 + 2 + 4 + 2
+    package static let sessionEntryLength = 1 + 16 + 2 + 4
+    package static let domainEntryLength = 4 + 4 + 8 + 4 + 4
+    package static let templateEntryLength = 1 + 1 + 2 + 4 + 2
 
     // MARK: - Writing
 
     /// Serializes every cached template (expired ones included: the importer skips them by its clock).
-    static func write(_ cache: TemplateCache, into buffer: inout [UInt8]) {
+    package static func write(_ cache: TemplateCache, into buffer: inout [UInt8]) {
         buffer.removeAll(keepingCapacity: true)
         buffer.appendBE32(magic)
         buffer.appendBE16(version)
@@ -134,7 +137,7 @@ enum TemplateSnapshot {
 
     /// Checks the header and checksum, then reads entries until the end or the first bad one. The
     /// entries before a bad one are returned with the error: each stands on its own.
-    static func read(_ bytes: UnsafeRawBufferPointer) -> (domains: [SnapshotDomain], error: TemplateSnapshotError?) {
+    package static func read(_ bytes: UnsafeRawBufferPointer) -> (domains: [SnapshotDomain], error: TemplateSnapshotError?) {
         guard bytes.count >= headerLength else { return ([], .tooShort(octets: bytes.count)) }
         let foundMagic = bytes.readBE32(at: 0)
         guard foundMagic == magic else { return ([], .badMagic(found: foundMagic)) }
@@ -243,7 +246,7 @@ enum TemplateSnapshot {
 
     /// FNV-1a, 64 bits: every step is a bijection of the state, so any change confined to one octet
     /// (a flipped bit) always changes the result.
-    static func checksum(_ bytes: UnsafeRawBufferPointer) -> UInt64 {
+    package static func checksum(_ bytes: UnsafeRawBufferPointer) -> UInt64 {
         var hash: UInt64 = 0xCBF2_9CE4_8422_2325
         for byte in bytes {
             hash = (hash ^ UInt64(byte)) &* 0x0000_0100_0000_01B3

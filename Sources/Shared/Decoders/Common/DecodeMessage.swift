@@ -1,0 +1,102 @@
+import FlowModel
+import WireFormat
+import Templates
+
+/// One IPFIX or NetFlow v9 message being decoded: what each of its sets needs besides its own bytes,
+/// so the set functions take this instead of a dozen parameters. The wire format is explicit here:
+/// templates learned through it are tagged with it.
+struct DecodeMessage {
+    let format: TemplateWireFormat
+    let cache: TemplateCache
+    let session: TransportSession
+    /// IPFIX observation domain, NetFlow v9 source ID.
+    let domain: UInt32
+    let exportSeconds: UInt32
+    let nowSeconds: UInt32
+    /// NetFlow v9 only: the header's sysUptime, which FIRST/LAST_SWITCHED are relative to.
+    var v9SysUptimeMs: UInt32 = 0
+
+    /// Starts a message whose header checked out: its exporter's session, or nil (counted) when no
+    /// session can be had — a new session while every slot holds templates, where nothing learned or
+    /// referenced could be kept or found. `record` is the one the message's flows reuse.
+    static func begin(
+        _ format: TemplateWireFormat, from exporter: ExporterAddress, domain: UInt32, exportSeconds: UInt32,
+        nowSeconds: UInt32, v9SysUptimeMs: UInt32 = 0, cache: TemplateCache, statistics: inout DecodeStatistics
+    ) -> (message: DecodeMessage, record: FlowRecord)? {
+        guard let session = cache.beginMessage(from: exporter, domain: domain, nowSeconds: nowSeconds, statistics: &statistics)
+        else {
+            statistics.datagramsWithoutSession &+= 1
+            return nil
+        }
+        let message = DecodeMessage(
+            format: format, cache: cache, session: session, domain: domain, exportSeconds: exportSeconds,
+            nowSeconds: nowSeconds, v9SysUptimeMs: v9SysUptimeMs)
+        return (message, FlowRecord(messageFrom: exporter, domain: domain, exportSeconds: exportSeconds))
+    }
+
+    /// Learns one template record (IPFIX and v9 alike): an unchanged definition only refreshes the
+    /// held template; otherwise `fields` parses it, and it is compiled and stored.
+    func learn(
+        _ templateID: UInt16, isOptions: Bool, definition: UnsafeRawBufferPointer, statistics: inout DecodeStatistics,
+        fields: () -> [TemplateField]
+    ) {
+        if cache.refreshIfUnchanged(
+            templateID, isOptions: isOptions, definition: definition, domain: domain, in: session, nowSeconds: nowSeconds)
+        {
+            return
+        }
+        switch DecodePlan.compile(templateID: templateID, isOptions: isOptions, fields: fields(), definition: Array(definition)) {
+        case .success(let plan):
+            cache.store(plan, format: format, domain: domain, in: session, nowSeconds: nowSeconds, statistics: &statistics)
+        case .failure:
+            statistics.count(.malformedTemplate)
+        }
+    }
+
+    /// Decodes one data set (IPFIX) or data FlowSet (v9) with the template it names; a set whose
+    /// template is unknown is counted and skipped. Options records update the domain's sampling state.
+    func decodeDataSet<S: FlowSink>(
+        _ bytes: UnsafeRawBufferPointer, body: Range<Int>, templateID: UInt16, record: inout FlowRecord,
+        statistics: inout DecodeStatistics, sink: inout S
+    ) {
+        guard
+            let plan = cache.template(templateID, domain: domain, in: session, nowSeconds: nowSeconds, statistics: &statistics),
+            let state = cache.domainState(domain, in: session)
+        else {
+            statistics.setsWithUnknownTemplate &+= 1
+            session.statistics.setsWithUnknownTemplate &+= 1
+            return
+        }
+        // A switch, not `==`: `TemplateWireFormat`'s `==` lives in Templates (a call).
+        let isNetFlowV9 = switch format {
+        case .netFlowV9: true
+        case .ipfix: false
+        }
+        let context = MessageContext(
+            exportTimeSeconds: exportSeconds, isNetFlowV9: isNetFlowV9, v9SysUptimeMs: v9SysUptimeMs,
+            domainSystemInitTimeMs: state.systemInitTimeMs, domainSamplingInterval: state.samplingInterval)
+        var options = OptionsValues()
+        let outcome = RecordDecoding.decodeDataSet(
+            bytes, range: body, plan: plan, context: context, record: &record, options: &options, sink: &sink)
+        if outcome.truncated { statistics.count(.truncatedRecord) }
+        if plan.isOptions {
+            statistics.optionsRecords &+= UInt64(outcome.records)
+            if outcome.records > 0 { cache.applyOptions(options, to: state, nowSeconds: nowSeconds) }
+        } else if !plan.hasFlowFields {
+            statistics.recordsWithoutFlowFields &+= UInt64(outcome.records)
+        } else {
+            statistics.flowRecords &+= UInt64(outcome.records)
+            session.statistics.flowRecords &+= UInt64(outcome.records)
+        }
+    }
+}
+
+extension FlowRecord {
+    /// The record a message's flows start from: who sent it and when.
+    init(messageFrom exporter: ExporterAddress, domain: UInt32, exportSeconds: UInt32) {
+        self.init()
+        self.exporter = exporter.address
+        observationDomain = domain
+        exportTimeMs = UInt64(exportSeconds) * 1000
+    }
+}

@@ -1,0 +1,278 @@
+import FlowModel
+import WireFormat
+import Templates
+
+// The per-record loop shared by IPFIX and NetFlow v9 data sets: walks a data set with a compiled
+// `DecodePlan` and copies numbers into the reused `FlowRecord`. Nothing here allocates or retains.
+
+/// Per-message values the time and sampling conversions need.
+struct MessageContext {
+    var exportTimeSeconds: UInt32
+    /// NetFlow v9 FIRST/LAST_SWITCHED are relative to the header's sysUptime; IPFIX's
+    /// flowStart/EndSysUpTime to systemInitTimeMilliseconds.
+    var isNetFlowV9: Bool
+    var v9SysUptimeMs: UInt32
+    /// From the domain's options records; 0 when unknown.
+    var domainSystemInitTimeMs: UInt64
+    var domainSamplingInterval: UInt32
+}
+
+/// Values of one record that are converted only once the whole record is read (their meaning can
+/// depend on a later field of the same record, e.g. systemInitTimeMilliseconds).
+struct RecordScratch {
+    var startRaw: UInt64 = 0
+    var endRaw: UInt64 = 0
+    var hasStart = false
+    var hasEnd = false
+    var systemInitTimeMs: UInt64 = 0
+    var samplingInterval: UInt32 = 0
+}
+
+/// Takes records nobody wants: those of templates without flow fields.
+private struct DiscardingSink: FlowSink {
+    mutating func emit(_ record: borrowing FlowRecord) {}
+}
+
+/// The outcome of one data set.
+struct DataSetOutcome {
+    var records = 0
+    /// A variable-length field ran past the end of the set; the rest of the set was dropped.
+    var truncated = false
+}
+
+/// Seconds between the NTP epoch (1900) and the Unix epoch (1970).
+private let ntpToUnixSeconds: UInt64 = 2_208_988_800
+
+enum RecordDecoding {
+    /// Decodes every record of a data set's body (`range`, after the set header) with `plan`.
+    /// Flow records are emitted to `sink`; options records update `options` instead.
+    static func decodeDataSet<S: FlowSink>(
+        _ bytes: UnsafeRawBufferPointer, range: Range<Int>, plan: DecodePlan, context: MessageContext,
+        record: inout FlowRecord, options: inout OptionsValues, sink: inout S
+    ) -> DataSetOutcome {
+        // Records of a template without flow fields are counted by the caller, never emitted (see
+        // `DecodePlan.hasFlowFields`); a fixed-length set of them need not even be walked.
+        if !plan.isOptions, !plan.hasFlowFields {
+            if plan.isFixedLength { return DataSetOutcome(records: range.count / plan.recordLength) }
+            var discard = DiscardingSink()
+            return walk(bytes, range: range, plan: plan, context: context, record: &record, options: &options, sink: &discard)
+        }
+        return walk(bytes, range: range, plan: plan, context: context, record: &record, options: &options, sink: &sink)
+    }
+
+    private static func walk<S: FlowSink>(
+        _ bytes: UnsafeRawBufferPointer, range: Range<Int>, plan: DecodePlan, context: MessageContext,
+        record: inout FlowRecord, options: inout OptionsValues, sink: inout S
+    ) -> DataSetOutcome {
+        var outcome = DataSetOutcome()
+        let end = range.upperBound
+        let recordLength = plan.recordLength
+        let isOptions = plan.isOptions
+        var scratch = RecordScratch()
+        plan.ops.withUnsafeBufferPointer { ops in
+            var position = range.lowerBound
+            if plan.isFixedLength {
+                while end - position >= recordLength {
+                    record.resetFlowFields()
+                    scratch = RecordScratch()
+                    for op in ops {
+                        apply(op.target, bytes, at: position + op.offset, length: op.length, &record, &scratch)
+                    }
+                    finish(plan, context, isOptions, &record, &scratch, &options, &sink)
+                    position += recordLength
+                    outcome.records += 1
+                }
+                return
+            }
+            // Variable-length template: walk every field (RFC 7011 §7: 1-octet length, or 255 then 2 octets).
+            while end - position >= recordLength {
+                record.resetFlowFields()
+                scratch = RecordScratch()
+                for op in ops {
+                    var length = op.length
+                    if op.isVariable {
+                        guard position < end else { outcome.truncated = true; return }
+                        length = Int(bytes[position])
+                        position += 1
+                        if length == 255 {
+                            guard end - position >= 2 else { outcome.truncated = true; return }
+                            length = Int(bytes.readBE16(at: position))
+                            position += 2
+                        }
+                    }
+                    guard end - position >= length else { outcome.truncated = true; return }
+                    // A pattern, not `!=`: `FieldTarget`'s `==` lives in Templates and would be a call per field.
+                    if case .skip = op.target {} else { apply(op.target, bytes, at: position, length: length, &record, &scratch) }
+                    position += length
+                }
+                finish(plan, context, isOptions, &record, &scratch, &options, &sink)
+                outcome.records += 1
+            }
+        }
+        return outcome
+    }
+
+    @inline(__always)
+    private static func finish<S: FlowSink>(
+        _ plan: DecodePlan, _ context: MessageContext, _ isOptions: Bool, _ record: inout FlowRecord,
+        _ scratch: inout RecordScratch, _ options: inout OptionsValues, _ sink: inout S
+    ) {
+        if isOptions {
+            if scratch.samplingInterval != 0 { options.samplingInterval = scratch.samplingInterval }
+            if scratch.systemInitTimeMs != 0 { options.systemInitTimeMs = scratch.systemInitTimeMs }
+            return
+        }
+        if scratch.hasStart, let ms = toEpochMilliseconds(scratch.startRaw, plan.startEncoding, context, scratch) {
+            record.flowStartMs = ms
+            record.present.insert(.flowStart)
+        }
+        if scratch.hasEnd, let ms = toEpochMilliseconds(scratch.endRaw, plan.endEncoding, context, scratch) {
+            record.flowEndMs = ms
+            record.present.insert(.flowEnd)
+        }
+        let sampling = scratch.samplingInterval != 0 ? scratch.samplingInterval : context.domainSamplingInterval
+        if sampling != 0 {
+            record.samplingInterval = sampling
+            record.present.insert(.samplingInterval)
+        }
+        sink.emit(record)
+    }
+
+    @inline(__always)
+    static func toEpochMilliseconds(
+        _ raw: UInt64, _ encoding: TimeEncoding, _ context: MessageContext, _ scratch: RecordScratch
+    ) -> UInt64? {
+        switch encoding {
+        case .none: return nil
+        case .seconds: return raw &* 1000
+        case .milliseconds: return raw
+        case .microsecondsNTP, .nanosecondsNTP:
+            let seconds = raw >> 32
+            guard seconds >= ntpToUnixSeconds else { return nil }
+            return (seconds - ntpToUnixSeconds) * 1000 + ((raw & 0xFFFF_FFFF) * 1000) >> 32
+        case .deltaMicroseconds:
+            let exportMs = UInt64(context.exportTimeSeconds) * 1000
+            let delta = raw / 1000
+            return delta <= exportMs ? exportMs - delta : nil
+        case .sysUpTime:
+            if context.isNetFlowV9 {
+                // unix_secs corresponds to sysUptime; a switched time is that many ms earlier (wrapping uptime).
+                let age = UInt64(context.v9SysUptimeMs &- UInt32(truncatingIfNeeded: raw))
+                let exportMs = UInt64(context.exportTimeSeconds) * 1000
+                return age <= exportMs ? exportMs - age : nil
+            }
+            let initMs = scratch.systemInitTimeMs != 0 ? scratch.systemInitTimeMs : context.domainSystemInitTimeMs
+            return initMs != 0 ? initMs &+ raw : nil
+        }
+    }
+
+    /// Copies one field. `length` is the field's actual length (checked against the set already).
+    @inline(__always)
+    static func apply(
+        _ target: FieldTarget, _ bytes: UnsafeRawBufferPointer, at offset: Int, length: Int,
+        _ record: inout FlowRecord, _ scratch: inout RecordScratch
+    ) {
+        switch target {
+        case .skip: return
+        case .srcV4, .dstV4, .nextHopV4:
+            guard length == 4 else { return }
+            let address = IPAddress(v4: bytes.readBE32(at: offset))
+            assign(address, to: target, &record)
+        case .srcV6, .dstV6, .nextHopV6:
+            guard length == 16 else { return }
+            assign(bytes.readIPv6(at: offset), to: target, &record)
+        default:
+            guard length >= 1, length <= 8 else { return }
+            let value = bytes.readUnsigned(at: offset, length: length)
+            assign(value, to: target, &record, &scratch)
+        }
+    }
+
+    /// Sets an address field that a template may feed from both an IPv4 and an IPv6 IE. Exporters
+    /// send the unused family as all zeros, so a non-zero address beats a zero one; when both are
+    /// non-zero (Cisco SRv6: the IPv6 pair is the outer encapsulation) IPv4 wins, whatever the order.
+    @inline(__always)
+    private static func assign(_ address: IPAddress, to target: FieldTarget, _ record: inout FlowRecord) {
+        @inline(__always) func merge(_ slot: inout IPAddress) {
+            let slotIsZero = slot.high == 0 && slot.low == 0
+            let newIsZero = address.high == 0 && address.low == 0
+            if slot.family == .none || (slotIsZero && !newIsZero)
+                || (!newIsZero && address.family == .v4 && slot.family == .v6)
+            {
+                slot = address
+            }
+        }
+        switch target {
+        case .srcV4, .srcV6: merge(&record.src)
+        case .dstV4, .dstV6: merge(&record.dst)
+        default:
+            merge(&record.nextHop)
+            record.present.insert(.nextHop)
+        }
+    }
+
+    @inline(__always)
+    private static func assign(
+        _ value: UInt64, to target: FieldTarget, _ record: inout FlowRecord, _ scratch: inout RecordScratch
+    ) {
+        switch target {
+        case .srcPort:
+            record.srcPort = UInt16(truncatingIfNeeded: value)
+            record.present.insert(.srcPort)
+        case .dstPort:
+            record.dstPort = UInt16(truncatingIfNeeded: value)
+            record.present.insert(.dstPort)
+        case .proto:
+            record.proto = UInt8(truncatingIfNeeded: value)
+            record.present.insert(.proto)
+        case .tcpFlags:
+            record.tcpFlags = UInt16(truncatingIfNeeded: value)
+            record.present.insert(.tcpFlags)
+        case .bytes:
+            record.bytes = value
+            record.present.insert(.bytes)
+        case .packets:
+            record.packets = value
+            record.present.insert(.packets)
+        case .inputInterface:
+            record.inputInterface = UInt32(truncatingIfNeeded: value)
+            record.present.insert(.inputInterface)
+        case .outputInterface:
+            record.outputInterface = UInt32(truncatingIfNeeded: value)
+            record.present.insert(.outputInterface)
+        case .srcAS:
+            record.srcAS = UInt32(truncatingIfNeeded: value)
+            record.present.insert(.srcAS)
+        case .dstAS:
+            record.dstAS = UInt32(truncatingIfNeeded: value)
+            record.present.insert(.dstAS)
+        case .vlan:
+            record.vlan = UInt16(truncatingIfNeeded: value)
+            record.present.insert(.vlan)
+        case .tos:
+            record.tos = UInt8(truncatingIfNeeded: value)
+            record.present.insert(.tos)
+        case .direction:
+            record.direction = UInt8(truncatingIfNeeded: value)
+            record.present.insert(.direction)
+        case .srcMask:
+            record.srcMask = UInt8(truncatingIfNeeded: value)
+            record.present.insert(.srcMask)
+        case .dstMask:
+            record.dstMask = UInt8(truncatingIfNeeded: value)
+            record.present.insert(.dstMask)
+        case .flowStart:
+            scratch.startRaw = value
+            scratch.hasStart = true
+        case .flowEnd:
+            scratch.endRaw = value
+            scratch.hasEnd = true
+        case .systemInitTime:
+            scratch.systemInitTimeMs = value
+        case .samplingInterval:
+            scratch.samplingInterval = UInt32(truncatingIfNeeded: value)
+        case .skip, .srcV4, .dstV4, .srcV6, .dstV6, .nextHopV4, .nextHopV6:
+            return
+        }
+    }
+}

@@ -1,0 +1,96 @@
+import FlowModel
+import WireFormat
+import Templates
+
+/// Decodes IPFIX (v10), NetFlow v9 and NetFlow v5 datagrams into `FlowRecord`s. One per worker
+/// thread: it owns its template cache and counters and is not thread-safe.
+public final class FlowDecoder {
+    public internal(set) var statistics = DecodeStatistics()
+    /// Why the last template snapshot import rejected all or part of its input; nil when it was whole.
+    public internal(set) var lastTemplateSnapshotError: TemplateSnapshotError?
+    let cache: TemplateCache
+    /// Records per batch handed to `decode`'s caller: a typical datagram's (about 30) in one.
+    public static let recordBatchCapacity = 64
+    /// The batch's records, allocated once (`FlowRecord` is plain data: nothing to deinitialise).
+    private let batchStorage = UnsafeMutablePointer<FlowRecord>.allocate(capacity: recordBatchCapacity)
+
+    public init(configuration: DecoderConfiguration = .init()) {
+        cache = TemplateCache(configuration: configuration)
+    }
+
+    deinit { batchStorage.deallocate() }
+
+    /// Templates currently cached, across all sessions and domains.
+    public var activeTemplateCount: Int { cache.templateCount }
+
+    /// What the cached templates cost in memory, in bytes (what `maxTemplateBytesTotal` bounds).
+    public var activeTemplateBytes: Int { cache.templateBytes }
+
+    /// Transport sessions currently known.
+    public var sessionCount: Int { cache.sessions.count }
+
+    /// Per-exporter view for metrics: address+port, observation domain(s), datagrams, records,
+    /// data sets dropped for an unknown template.
+    public func forEachExporter(_ body: (ExporterAddress, ExporterStatistics) -> Void) {
+        for (exporter, session) in cache.sessions { body(exporter, session.statistics) }
+    }
+
+    /// Decodes one UDP payload; version 10 = IPFIX, 9 = NetFlow v9, 5 = NetFlow v5; anything else
+    /// is counted as an error. Calls `sink.emit` once per flow data record. Never traps, never
+    /// throws: everything bad is counted in `statistics`.
+    ///
+    /// Inlined into the caller, so the loop over each batch is specialised for the caller's sink while
+    /// the decoders stay compiled in this module (see `decode(_:from:nowSeconds:batches:)`).
+    @inlinable
+    public func decode<S: FlowSink>(
+        _ payload: UnsafeRawBufferPointer, from exporter: ExporterAddress, nowSeconds: UInt32, into sink: inout S
+    ) {
+        decode(payload, from: exporter, nowSeconds: nowSeconds) { records in
+            for index in records.indices { sink.emit(records[index]) }
+        }
+    }
+
+    /// Decodes one UDP payload as above, handing its records over in batches of at most
+    /// `recordBatchCapacity`, in order, one `body` call per batch (a typical datagram is one batch).
+    /// The records are valid only during the call. The decoders meet the output only here, once per
+    /// batch, so neither needs the other's generic code specialised across modules.
+    public func decode(
+        _ payload: UnsafeRawBufferPointer, from exporter: ExporterAddress, nowSeconds: UInt32,
+        batches body: (UnsafeBufferPointer<FlowRecord>) -> Void
+    ) {
+        withoutActuallyEscaping(body) { deliver in
+            var batch = RecordBatch(storage: batchStorage, deliver: deliver)
+            dispatch(payload, from: exporter, nowSeconds: nowSeconds, into: &batch)
+            batch.flush()
+        }
+    }
+
+    private func dispatch(
+        _ payload: UnsafeRawBufferPointer, from exporter: ExporterAddress, nowSeconds: UInt32,
+        into sink: inout RecordBatch
+    ) {
+        cache.sweepIfDue(nowSeconds: nowSeconds, statistics: &statistics)
+        guard payload.count >= 2 else {
+            statistics.count(.truncatedHeader)
+            return
+        }
+        switch payload.readBE16(at: 0) {
+        case 10:
+            IPFIXDecoder.decode(
+                payload, from: exporter, nowSeconds: nowSeconds, cache: cache, statistics: &statistics, sink: &sink)
+        case 9:
+            NetFlowV9Decoder.decode(
+                payload, from: exporter, nowSeconds: nowSeconds, cache: cache, statistics: &statistics, sink: &sink)
+        case 5:
+            NetFlowV5Decoder.decode(
+                payload, from: exporter, nowSeconds: nowSeconds, cache: cache, statistics: &statistics, sink: &sink)
+        default:
+            statistics.count(.unsupportedVersion)
+        }
+    }
+
+    /// Removes expired templates now (decode also does it every minute of `nowSeconds`).
+    public func expireTemplates(nowSeconds: UInt32) {
+        cache.sweep(nowSeconds: nowSeconds, statistics: &statistics)
+    }
+}

@@ -1,0 +1,307 @@
+import FlowModel
+import SystemKit
+import WireFormat
+import Templates
+import Decoders
+import Output
+import KafkaOutput
+import Config
+import ProcessKit
+import CKflowShims
+import Logging
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// One worker process's job: receive datagrams from its sockets in batches, decode them, encode JSON
+/// and produce to Kafka, publishing counters and a heartbeat to its shared-memory segment. It never
+/// waits on another worker, and it stops on SIGTERM/SIGINT (or its master's death) after flushing.
+public final class Worker {
+    public enum WorkerError: Error, CustomStringConvertible {
+        case usage(WorkerLaunchError)
+        case configuration(String)
+        case system(SystemError)
+        case kafka(String)
+
+        public var description: String {
+            switch self {
+            case .usage(let e): e.description
+            case .configuration(let s): "configuration from the master: \(s)"
+            case .system(let e): e.description
+            case .kafka(let s): "Kafka producer: \(s)"
+            }
+        }
+    }
+
+    private let launch: WorkerLaunch
+    private let configuration: KflowConfiguration
+    private let segment: WorkerSegment
+    private let logger: Logger
+    private let producer: KafkaProducer
+    private let decoder: FlowDecoder
+    private var sink: JSONFlowSink<KafkaProducer>
+    private let signals: SignalWaiter
+    private let allowList: AddressAllowList
+    private let templateExchange: TemplateExchange?
+    /// Predecessors' exchanges, read during the first seconds of life, with the sequence last imported.
+    private var templateSources: [(exchange: TemplateExchange, importedSequence: UInt64?)]
+    private var publishedTemplateGeneration: UInt64 = 0
+    private var snapshotBuffer: [UInt8] = []
+    private static let templateImportWindowNs: UInt64 = 3_000_000_000
+
+    /// Reads the configuration from the master's pipe and sets everything up; nothing is received yet.
+    public init(launch: WorkerLaunch, signals: SignalWaiter, logger: Logger) throws(WorkerError) {
+        self.launch = launch
+        self.signals = signals
+        do { segment = try WorkerSegment(attaching: launch.segment) } catch { throw .system(error) }
+        segment.announce(pid: getpid(), generation: launch.generation)
+        segment.setState(.starting)
+        let text = String(decoding: DescriptorIO.readToEnd(launch.configuration), as: UTF8.self)
+        close(launch.configuration)
+        do { configuration = try KflowConfiguration.parse(workerText: text) } catch {
+            throw .configuration("\(error)")
+        }
+        // The process logs at info until the configuration arrives; from here on at log.level.
+        var logger = logger
+        logger.logLevel = configuration.logLevel.loggerLevel
+        self.logger = logger
+        allowList = configuration.serverAllow
+        do {
+            producer = try KafkaProducer(
+                properties: configuration.kafkaProperties.map { (name: $0.key, value: $0.value) },
+                topic: configuration.kafkaTopic,
+                log: { [logger] line in
+                    // librdkafka's syslog levels: 0-3 errors, 4 warning, 5 notice, 6 info, 7 debug.
+                    let level: Logger.Level = line.level <= 3 ? .error : line.level == 4 ? .warning : line.level == 5 ? .notice : .info
+                    logger.log(level: level, "librdkafka \(line.facility): \(line.message)")
+                })
+        } catch {
+            throw .kafka("\(error)")
+        }
+        decoder = FlowDecoder(configuration: DecoderConfiguration(
+            templateLifetimeSeconds: UInt32(clamping: configuration.templatesLifetimeSeconds),
+            maxTemplatesPerSession: configuration.templatesMaxPerSession,
+            maxTemplatesTotal: configuration.templatesMaxTotal,
+            maxSessions: configuration.exportersMax,
+            maxFieldsPerTemplate: configuration.templatesMaxFields,
+            maxTemplateBytesTotal: configuration.templatesMaxBytes,
+            maxTemplateBytesPerSession: configuration.templatesMaxBytesPerSession,
+            maxSessionsPerAddress: configuration.exportersMaxPerAddress))
+        let fields: OutputFields
+        do { fields = try OutputFields(parsing: configuration.outputFields.joined(separator: ",")) } catch {
+            throw .configuration("\(error)")
+        }
+        templateExchange = try? TemplateExchange(attaching: launch.templateExchange, writable: true)
+        templateSources = launch.templateSources.compactMap { fd in
+            (try? TemplateExchange(attaching: fd, writable: false)).map { (exchange: $0, importedSequence: nil) }
+        }
+        let batch = JSONMessageBatch(encoder: KFlowJSONEncoder(fields: fields), maxRecords: configuration.outputBatchRecords)
+        sink = JSONFlowSink(batch: batch, transport: producer)
+    }
+
+    /// The receive loop; returns the process exit code.
+    public func run() -> Int32 {
+        let batchSize = max(1, min(configuration.serverBatchSize, 1024))
+        // 65535-octet IPFIX messages must fit; one more byte lets MSG_TRUNC flag anything longer.
+        guard let rx = kflow_rx_batch_create(UInt32(batchSize), 65536) else {
+            logger.critical("cannot allocate the receive batch")
+            return 1
+        }
+        defer { kflow_rx_batch_destroy(rx) }
+        var pollFDs = launch.sockets.map { pollfd(fd: $0, events: Int16(POLLIN), revents: 0) }
+        // A pending SIGTERM makes the signal descriptor readable: poll(2) watches it with the sockets,
+        // so the loop costs no system call of its own for signals.
+        let signalFD = signals.makeDescriptor()
+        if let signalFD { pollFDs.append(pollfd(fd: signalFD, events: Int16(POLLIN), revents: 0)) }
+        defer { if let signalFD { close(signalFD) } }
+        let socketCount = launch.sockets.count
+        let receiveWait = configuration.serverReceiveWaitMicroseconds
+        var local = WorkerReadings.Receive()
+        var lastExportersPublishNs: UInt64 = 0
+        let imported = importTemplateSnapshots()
+        if imported > 0 { logger.info("worker \(launch.slot): \(imported) template(s) taken over from earlier workers") }
+        let startNs = Clock.monotonicNanoseconds
+        var lastImportNs = startNs
+        var lastTemplatePublishNs: UInt64 = 0
+        segment.setState(.running)
+        logger.info("worker \(launch.slot) (generation \(launch.generation)) receiving on \(launch.sockets.count) socket(s)")
+
+        var lastPublishNs: UInt64 = 0
+        var exitCode: Int32 = 0
+        while true {
+            let nowNs = Clock.monotonicNanoseconds
+            segment.heartbeat(at: nowNs)
+            let ready = poll(&pollFDs, nfds_t(pollFDs.count), 100)
+            if signalFD == nil || (ready > 0 && pollFDs[socketCount].revents != 0) {
+                if signals.poll() != nil { break }
+            }
+            var received = 0
+            if ready > 0 {
+                let now = Clock.wallSeconds
+                for i in 0..<socketCount where pollFDs[i].revents & Int16(POLLIN) != 0 {
+                    let n = kflow_rx_batch_receive(rx, pollFDs[i].fd, 0)
+                    if n < 0 {
+                        local.receiveErrors &+= 1
+                        continue
+                    }
+                    // The heartbeat advances per datagram (a clock read and a store, ~1% of the cheapest
+                    // datagram's decode): a batch of costly datagrams cannot starve it.
+                    for d in 0..<UInt32(n) {
+                        receive(rx, index: d, nowSeconds: now, counters: &local)
+                        segment.heartbeat(at: Clock.monotonicNanoseconds)
+                    }
+                    received += Int(n)
+                    if Int(n) < batchSize { sink.flush() }  // socket drained: send a partial batch now
+                }
+            } else {
+                sink.flush()
+            }
+            _ = producer.poll()
+            // A fatal producer error (e.g. the idempotent producer lost its ordering guarantee) means
+            // nothing more can be delivered: stop, account for the queue, exit non-zero to be replaced.
+            if let fatal = producer.fatalError {
+                logger.critical("worker \(launch.slot): fatal Kafka producer error: \(fatal); exiting to be replaced")
+                exitCode = Self.fatalProducerExitCode
+                break
+            }
+            // Counters reach the master every 20 ms: fresh enough for scrapes, cheap at any packet rate.
+            if nowNs &- lastPublishNs > 20_000_000 {
+                publish(local)
+                lastPublishNs = nowNs
+            }
+            // Templates predecessors learn while they still overlap with us (reload) are taken over too.
+            if !templateSources.isEmpty, nowNs &- lastImportNs > 250_000_000 {
+                importTemplateSnapshots()
+                lastImportNs = nowNs
+                if nowNs &- startNs > Self.templateImportWindowNs { releaseTemplateSources() }
+            }
+            // Changes go out within 100 ms; a periodic republish carries refresh times forward, so a
+            // successor never takes templates as expired that the exporter keeps refreshing.
+            let sincePublish = nowNs &- lastTemplatePublishNs
+            if (decoder.templateGeneration != publishedTemplateGeneration && sincePublish > 100_000_000)
+                || sincePublish > 60_000_000_000 {
+                publishTemplateSnapshot()
+                lastTemplatePublishNs = nowNs
+            }
+            if nowNs &- lastExportersPublishNs > 1_000_000_000 {
+                publishExporters()
+                lastExportersPublishNs = nowNs
+            }
+            // A short read means datagrams trickle in (many exporters, or a light load): let some gather
+            // instead of waking up for each one. Full reads go straight round again.
+            if receiveWait > 0, received > 0, received < batchSize {
+                var pause = timespec(tv_sec: 0, tv_nsec: receiveWait * 1000)
+                nanosleep(&pause, nil)
+            }
+        }
+
+        // Stop receiving; what is queued in the socket stays for the sibling or next-generation worker.
+        segment.setState(.draining)
+        publishTemplateSnapshot()
+        sink.flush()
+        // After a fatal error nothing will be delivered: purge at once instead of waiting out the flush.
+        let flushMs = exitCode == 0 ? configuration.kafkaFlushTimeoutMilliseconds : 0
+        let drained = producer.drain(timeoutMs: flushMs)
+        // Published before exiting: the master carries these final figures, purges included.
+        publish(local)
+        publishExporters()
+        if drained.undeliveredAtTimeout > 0 {
+            logger.error("worker \(launch.slot): \(drained.undeliveredAtTimeout) message(s) still undelivered after \(flushMs) ms; purged, counted in kflow_kafka_purged_total and kflow_kafka_delivery_failed_total")
+        }
+        if drained.unaccounted > 0 {
+            logger.error("worker \(launch.slot): \(drained.unaccounted) purged message(s) got no delivery report; the master counts them in kflow_kafka_lost_in_dead_workers_total")
+        }
+        segment.setState(.exited)
+        logger.info("worker \(launch.slot) (generation \(launch.generation)) stopped")
+        return exitCode
+    }
+
+    /// The exit status of a worker whose producer hit a fatal error (the master replaces it).
+    static let fatalProducerExitCode: Int32 = 3
+
+    @inline(__always)
+    private func receive(_ rx: OpaquePointer, index: UInt32, nowSeconds: UInt32, counters: inout WorkerReadings.Receive) {
+        var length = 0
+        var truncated: Int32 = 0
+        guard let data = kflow_rx_batch_data(rx, index, &length, &truncated) else { return }
+        counters.datagrams &+= 1
+        counters.bytes &+= UInt64(length)
+        if truncated != 0 {
+            counters.truncated &+= 1
+            return
+        }
+        let (address, port) = IPAddress.fromSocketAddress(kflow_rx_batch_source(rx, index))
+        guard allowList.allows(address) else {
+            counters.rejected &+= 1
+            return
+        }
+        decoder.decode(UnsafeRawBufferPointer(start: data, count: length),
+                       from: ExporterAddress(address: address, port: port), nowSeconds: nowSeconds, into: &sink)
+    }
+
+    private func publish(_ local: WorkerReadings.Receive) {
+        var readings = WorkerReadings()
+        readings.receive = local
+        readings.decode = decoder.statistics
+        readings.kafka = producer.counters
+        readings.kafkaQueueDepth = UInt64(producer.queueDepth)
+        readings.templatesActive = UInt64(decoder.activeTemplateCount)
+        readings.exportersActive = UInt64(decoder.sessionCount)
+        readings.templateBytesActive = UInt64(decoder.activeTemplateBytes)
+        for counter in WorkerCounter.allCases { segment[counter] = counter.metric.read(readings) }
+        for kind in DecodeErrorKind.allCases { segment.setErrorCount(index: kind.rawValue, readings.decode.errors(kind)) }
+    }
+
+    private func publishExporters() {
+        var entries: [WorkerSegment.ExporterEntry] = []
+        decoder.forEachExporter { exporter, stats in
+            entries.append(.init(address: exporter.address, port: exporter.port, datagrams: stats.datagrams,
+                                 flows: stats.flowRecords, unknownTemplateSets: stats.setsWithUnknownTemplate))
+        }
+        // The busiest exporters first, so the table's capacity keeps the ones that matter.
+        if entries.count > WorkerSegment.exporterCapacity { entries.sort { $0.datagrams > $1.datagrams } }
+        segment.publishExporters(entries)
+    }
+
+    /// Imports every predecessor snapshot that changed since the last import; returns templates added.
+    @discardableResult
+    private func importTemplateSnapshots() -> Int {
+        var imported = 0
+        let now = Clock.wallSeconds
+        for i in templateSources.indices {
+            let source = templateSources[i]
+            let sequence = source.exchange.sequence
+            guard sequence != source.importedSequence, sequence & 1 == 0, let bytes = source.exchange.read() else { continue }
+            templateSources[i].importedSequence = sequence
+            // Sequence 0: nothing published yet (a sibling started just before us), not a bad snapshot.
+            if sequence == 0 || bytes.isEmpty { continue }
+            imported += bytes.withUnsafeBytes { decoder.importTemplateSnapshot($0, nowSeconds: now) }
+        }
+        return imported
+    }
+
+    /// Unmaps and closes the predecessors' exchanges (their regions go with the last reference).
+    private func releaseTemplateSources() { templateSources = [] }
+
+    private func publishTemplateSnapshot() {
+        guard let exchange = templateExchange else { return }
+        let generation = decoder.templateGeneration
+        // Sized before it is written: a cache beyond the exchange is not serialised at every change.
+        let size = decoder.templateSnapshotSize
+        guard size <= TemplateExchange.capacity else {
+            if publishedTemplateGeneration != generation {
+                logger.warning("template snapshot of \(size) bytes exceeds the exchange (\(TemplateExchange.capacity)); successors will relearn templates")
+                publishedTemplateGeneration = generation
+            }
+            return
+        }
+        decoder.writeTemplateSnapshot(into: &snapshotBuffer)
+        if exchange.publish(snapshotBuffer) {
+            publishedTemplateGeneration = generation
+        } else if publishedTemplateGeneration != generation {
+            logger.warning("template snapshot of \(snapshotBuffer.count) bytes exceeds the exchange; successors will relearn templates")
+            publishedTemplateGeneration = generation
+        }
+    }
+}
