@@ -46,7 +46,8 @@ output.batch.records=1
 
 # Seconds a template stays valid without being refreshed.
 templates.lifetime=1800
-# Templates kept per exporter session (address, port, observation domain), and in total per worker.
+# Templates kept per exporter session (address and source port, all its observation domains
+# together), and in total per worker.
 templates.max.per.session=4096
 templates.max.total=65536
 # Exporter sessions tracked per worker.
