@@ -92,9 +92,16 @@ public final class Worker {
         do { fields = try OutputFields(parsing: configuration.outputFields.joined(separator: ",")) } catch {
             throw .configuration("\(error)")
         }
-        templateExchange = try? TemplateExchange(attaching: launch.templateExchange, writable: true)
+        // Without its exchange a worker still decodes; successors then relearn its templates: say so.
+        do { templateExchange = try TemplateExchange(attaching: launch.templateExchange, writable: true) } catch {
+            templateExchange = nil
+            logger.warning("worker \(launch.slot): no template exchange (\(error)); successors will relearn templates")
+        }
         templateSources = launch.templateSources.compactMap { fd in
-            (try? TemplateExchange(attaching: fd, writable: false)).map { (exchange: $0, importedSequence: nil) }
+            do { return (exchange: try TemplateExchange(attaching: fd, writable: false), importedSequence: nil) } catch {
+                logger.warning("worker \(launch.slot): a predecessor's template exchange is unreadable (\(error)); its templates are relearned")
+                return nil
+            }
         }
         let batch = JSONMessageBatch(encoder: KFlowJSONEncoder(fields: fields), maxRecords: configuration.outputBatchRecords)
         sink = JSONFlowSink(batch: batch, transport: producer)

@@ -1,6 +1,7 @@
-#if canImport(Glibc)
-import SystemKit
 import Config
+import SystemKit
+
+#if canImport(Glibc)
 import Glibc
 #endif
 
