@@ -67,7 +67,7 @@ public final class FlowDecoder {
 
     private func dispatch(
         _ payload: UnsafeRawBufferPointer, from exporter: ExporterAddress, nowSeconds: UInt32,
-        into sink: inout RecordBatch
+        into batch: inout RecordBatch
     ) {
         cache.sweepIfDue(nowSeconds: nowSeconds, statistics: &statistics)
         guard payload.count >= 2 else {
@@ -77,13 +77,13 @@ public final class FlowDecoder {
         switch payload.readBE16(at: 0) {
         case 10:
             IPFIXDecoder.decode(
-                payload, from: exporter, nowSeconds: nowSeconds, cache: cache, statistics: &statistics, sink: &sink)
+                payload, from: exporter, nowSeconds: nowSeconds, cache: cache, statistics: &statistics, batch: &batch)
         case 9:
             NetFlowV9Decoder.decode(
-                payload, from: exporter, nowSeconds: nowSeconds, cache: cache, statistics: &statistics, sink: &sink)
+                payload, from: exporter, nowSeconds: nowSeconds, cache: cache, statistics: &statistics, batch: &batch)
         case 5:
             NetFlowV5Decoder.decode(
-                payload, from: exporter, nowSeconds: nowSeconds, cache: cache, statistics: &statistics, sink: &sink)
+                payload, from: exporter, nowSeconds: nowSeconds, cache: cache, statistics: &statistics, batch: &batch)
         default:
             statistics.count(.unsupportedVersion)
         }

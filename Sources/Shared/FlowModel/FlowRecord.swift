@@ -90,13 +90,13 @@ public struct FlowRecord: Sendable {
         present = []
     }
 
-    /// Clears the per-record fields, keeping the per-message ones (exporter, domain, export time).
-    @inlinable public mutating func resetFlowFields() {
-        let exporter = self.exporter, domain = observationDomain, time = exportTimeMs
-        self = FlowRecord()
-        self.exporter = exporter
-        observationDomain = domain
-        exportTimeMs = time
+    /// A record of the same message as `message` (its exporter, domain and export time), every flow field
+    /// cleared: where a decoder starts each record.
+    @inlinable public init(sameMessageAs message: borrowing FlowRecord) {
+        self.init()
+        exporter = message.exporter
+        observationDomain = message.observationDomain
+        exportTimeMs = message.exportTimeMs
     }
 }
 

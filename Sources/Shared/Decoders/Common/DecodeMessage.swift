@@ -18,7 +18,7 @@ struct DecodeMessage {
 
     /// Starts a message whose header checked out: its exporter's session, or nil (counted) when no
     /// session can be had — a new session while every slot holds templates, where nothing learned or
-    /// referenced could be kept or found. `record` is the one the message's flows reuse.
+    /// referenced could be kept or found. `record` is the one each of the message's flows starts from.
     static func begin(
         _ format: TemplateWireFormat, from exporter: ExporterAddress, domain: UInt32, exportSeconds: UInt32,
         nowSeconds: UInt32, v9SysUptimeMs: UInt32 = 0, cache: TemplateCache, statistics: inout DecodeStatistics
@@ -55,9 +55,9 @@ struct DecodeMessage {
 
     /// Decodes one data set (IPFIX) or data FlowSet (v9) with the template it names; a set whose
     /// template is unknown is counted and skipped. Options records update the domain's sampling state.
-    func decodeDataSet<S: FlowSink>(
-        _ bytes: UnsafeRawBufferPointer, body: Range<Int>, templateID: UInt16, record: inout FlowRecord,
-        statistics: inout DecodeStatistics, sink: inout S
+    func decodeDataSet(
+        _ bytes: UnsafeRawBufferPointer, body: Range<Int>, templateID: UInt16, record: FlowRecord,
+        statistics: inout DecodeStatistics, batch: inout RecordBatch
     ) {
         guard
             let plan = cache.template(templateID, domain: domain, in: session, nowSeconds: nowSeconds, statistics: &statistics),
@@ -77,7 +77,7 @@ struct DecodeMessage {
             domainSystemInitTimeMs: state.systemInitTimeMs, domainSamplingInterval: state.samplingInterval)
         var options = OptionsValues()
         let outcome = RecordDecoding.decodeDataSet(
-            bytes, range: body, plan: plan, context: context, record: &record, options: &options, sink: &sink)
+            bytes, range: body, plan: plan, context: context, messageRecord: record, options: &options, batch: &batch)
         if outcome.truncated { statistics.count(.truncatedRecord) }
         if plan.isOptions {
             statistics.optionsRecords &+= UInt64(outcome.records)

@@ -1,8 +1,9 @@
 import FlowModel
 
-/// The sink the decoders fill: copies each record into the decoder's batch storage and hands full
-/// batches to `deliver`. The per-record decode loop is specialised for this one type, in this module.
-struct RecordBatch: FlowSink {
+/// Where the decoders put records: each is decoded straight into its slot of the decoder's batch storage
+/// (no copy per record; `FlowRecord` is 168 bytes), and full batches go to `deliver`. The pointer work is
+/// fenced here: the decoders see only an `inout FlowRecord`.
+struct RecordBatch {
     let storage: UnsafeMutablePointer<FlowRecord>
     let deliver: (UnsafeBufferPointer<FlowRecord>) -> Void
     private(set) var count = 0
@@ -12,9 +13,13 @@ struct RecordBatch: FlowSink {
         self.deliver = deliver
     }
 
+    /// Decodes one record in the next free slot: `decode` fills it, starting from a record of the same message
+    /// as `message`, and returns whether it is a flow record to hand over; if not, the slot stays free.
     @inline(__always)
-    mutating func emit(_ record: borrowing FlowRecord) {
-        (storage + count).initialize(to: copy record)
+    mutating func add(sameMessageAs message: borrowing FlowRecord, _ decode: (inout FlowRecord) -> Bool) {
+        let slot = storage + count
+        slot.initialize(to: FlowRecord(sameMessageAs: message))
+        guard decode(&slot.pointee) else { return }
         count += 1
         if count == FlowDecoder.recordBatchCapacity { flush() }
     }

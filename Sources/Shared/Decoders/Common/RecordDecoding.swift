@@ -3,7 +3,8 @@ import WireFormat
 import Templates
 
 // The per-record loop shared by IPFIX and NetFlow v9 data sets: walks a data set with a compiled
-// `DecodePlan` and copies numbers into the reused `FlowRecord`. Nothing here allocates or retains.
+// `DecodePlan` and copies numbers into each record's slot of the `RecordBatch`. Nothing here allocates
+// or retains.
 
 /// Per-message values the time and sampling conversions need.
 struct MessageContext {
@@ -28,11 +29,6 @@ struct RecordScratch {
     var samplingInterval: UInt32 = 0
 }
 
-/// Takes records nobody wants: those of templates without flow fields.
-private struct DiscardingSink: FlowSink {
-    mutating func emit(_ record: borrowing FlowRecord) {}
-}
-
 /// The outcome of one data set.
 struct DataSetOutcome {
     var records = 0
@@ -44,41 +40,35 @@ struct DataSetOutcome {
 private let ntpToUnixSeconds: UInt64 = 2_208_988_800
 
 enum RecordDecoding {
-    /// Decodes every record of a data set's body (`range`, after the set header) with `plan`.
-    /// Flow records are emitted to `sink`; options records update `options` instead.
-    static func decodeDataSet<S: FlowSink>(
+    /// Decodes every record of a data set's body (`range`, after the set header) with `plan`, each
+    /// starting from `messageRecord` (the message's exporter, domain and export time). Flow records go to
+    /// `batch`; options records update `options` instead.
+    static func decodeDataSet(
         _ bytes: UnsafeRawBufferPointer, range: Range<Int>, plan: DecodePlan, context: MessageContext,
-        record: inout FlowRecord, options: inout OptionsValues, sink: inout S
+        messageRecord: FlowRecord, options: inout OptionsValues, batch: inout RecordBatch
     ) -> DataSetOutcome {
-        // Records of a template without flow fields are counted by the caller, never emitted (see
+        // Records of a template without flow fields are counted by the caller, never handed over (see
         // `DecodePlan.hasFlowFields`); a fixed-length set of them need not even be walked.
-        if !plan.isOptions, !plan.hasFlowFields {
-            if plan.isFixedLength { return DataSetOutcome(records: range.count / plan.recordLength) }
-            var discard = DiscardingSink()
-            return walk(bytes, range: range, plan: plan, context: context, record: &record, options: &options, sink: &discard)
+        if !plan.isOptions, !plan.hasFlowFields, plan.isFixedLength {
+            return DataSetOutcome(records: range.count / plan.recordLength)
         }
-        return walk(bytes, range: range, plan: plan, context: context, record: &record, options: &options, sink: &sink)
-    }
-
-    private static func walk<S: FlowSink>(
-        _ bytes: UnsafeRawBufferPointer, range: Range<Int>, plan: DecodePlan, context: MessageContext,
-        record: inout FlowRecord, options: inout OptionsValues, sink: inout S
-    ) -> DataSetOutcome {
         var outcome = DataSetOutcome()
         let end = range.upperBound
         let recordLength = plan.recordLength
         let isOptions = plan.isOptions
-        var scratch = RecordScratch()
+        let handsOver = !isOptions && plan.hasFlowFields
         plan.ops.withUnsafeBufferPointer { ops in
             var position = range.lowerBound
             if plan.isFixedLength {
                 while end - position >= recordLength {
-                    record.resetFlowFields()
-                    scratch = RecordScratch()
-                    for op in ops {
-                        apply(op.target, bytes, at: position + op.offset, length: op.length, &record, &scratch)
+                    batch.add(sameMessageAs: messageRecord) { record in
+                        var scratch = RecordScratch()
+                        for op in ops {
+                            apply(op.target, bytes, at: position + op.offset, length: op.length, &record, &scratch)
+                        }
+                        finish(plan, context, isOptions, &record, &scratch, &options)
+                        return handsOver
                     }
-                    finish(plan, context, isOptions, &record, &scratch, &options, &sink)
                     position += recordLength
                     outcome.records += 1
                 }
@@ -86,36 +76,41 @@ enum RecordDecoding {
             }
             // Variable-length template: walk every field (RFC 7011 §7: 1-octet length, or 255 then 2 octets).
             while end - position >= recordLength {
-                record.resetFlowFields()
-                scratch = RecordScratch()
-                for op in ops {
-                    var length = op.length
-                    if op.isVariable {
-                        guard position < end else { outcome.truncated = true; return }
-                        length = Int(bytes[position])
-                        position += 1
-                        if length == 255 {
-                            guard end - position >= 2 else { outcome.truncated = true; return }
-                            length = Int(bytes.readBE16(at: position))
-                            position += 2
+                batch.add(sameMessageAs: messageRecord) { record in
+                    var scratch = RecordScratch()
+                    for op in ops {
+                        var length = op.length
+                        if op.isVariable {
+                            guard position < end else { outcome.truncated = true; return false }
+                            length = Int(bytes[position])
+                            position += 1
+                            if length == 255 {
+                                guard end - position >= 2 else { outcome.truncated = true; return false }
+                                length = Int(bytes.readBE16(at: position))
+                                position += 2
+                            }
                         }
+                        guard end - position >= length else { outcome.truncated = true; return false }
+                        // A pattern, not `!=`: `FieldTarget`'s `==` lives in Templates and would be a call per field.
+                        if case .skip = op.target {} else { apply(op.target, bytes, at: position, length: length, &record, &scratch) }
+                        position += length
                     }
-                    guard end - position >= length else { outcome.truncated = true; return }
-                    // A pattern, not `!=`: `FieldTarget`'s `==` lives in Templates and would be a call per field.
-                    if case .skip = op.target {} else { apply(op.target, bytes, at: position, length: length, &record, &scratch) }
-                    position += length
+                    finish(plan, context, isOptions, &record, &scratch, &options)
+                    return handsOver
                 }
-                finish(plan, context, isOptions, &record, &scratch, &options, &sink)
+                if outcome.truncated { return }
                 outcome.records += 1
             }
         }
         return outcome
     }
 
+    /// Completes a record once all its fields are read: an options record's values go to `options`;
+    /// a flow record gets its times and sampling interval.
     @inline(__always)
-    private static func finish<S: FlowSink>(
+    private static func finish(
         _ plan: DecodePlan, _ context: MessageContext, _ isOptions: Bool, _ record: inout FlowRecord,
-        _ scratch: inout RecordScratch, _ options: inout OptionsValues, _ sink: inout S
+        _ scratch: inout RecordScratch, _ options: inout OptionsValues
     ) {
         if isOptions {
             if scratch.samplingInterval != 0 { options.samplingInterval = scratch.samplingInterval }
@@ -135,7 +130,6 @@ enum RecordDecoding {
             record.samplingInterval = sampling
             record.present.insert(.samplingInterval)
         }
-        sink.emit(record)
     }
 
     @inline(__always)

@@ -12,9 +12,9 @@ enum IPFIXDecoder {
     /// Set IDs from 256 up are data sets (RFC 7011 §3.3.2).
     static let firstDataSetID: UInt16 = 256
 
-    static func decode<S: FlowSink>(
+    static func decode(
         _ bytes: UnsafeRawBufferPointer, from exporter: ExporterAddress, nowSeconds: UInt32,
-        cache: TemplateCache, statistics: inout DecodeStatistics, sink: inout S
+        cache: TemplateCache, statistics: inout DecodeStatistics, batch: inout RecordBatch
     ) {
         guard bytes.count >= headerLength else {
             statistics.count(.truncatedHeader)
@@ -30,7 +30,7 @@ enum IPFIXDecoder {
         let domain = bytes.readBE32(at: 12)
         statistics.ipfixMessages &+= 1
 
-        guard case (let message, var record)? = DecodeMessage.begin(
+        guard case (let message, let record)? = DecodeMessage.begin(
             .ipfix, from: exporter, domain: domain, exportSeconds: exportTime, nowSeconds: nowSeconds, cache: cache,
             statistics: &statistics)
         else { return }
@@ -56,7 +56,7 @@ enum IPFIXDecoder {
                 statistics.count(.reservedSetID)
             default:
                 message.decodeDataSet(
-                    bytes, body: body, templateID: setID, record: &record, statistics: &statistics, sink: &sink)
+                    bytes, body: body, templateID: setID, record: record, statistics: &statistics, batch: &batch)
             }
             offset += setLength
         }

@@ -7,9 +7,9 @@ enum NetFlowV5Decoder {
     static let headerLength = 24
     static let recordLength = 48
 
-    static func decode<S: FlowSink>(
+    static func decode(
         _ bytes: UnsafeRawBufferPointer, from exporter: ExporterAddress, nowSeconds: UInt32,
-        cache: TemplateCache, statistics: inout DecodeStatistics, sink: inout S
+        cache: TemplateCache, statistics: inout DecodeStatistics, batch: inout RecordBatch
     ) {
         guard bytes.count >= headerLength else {
             statistics.count(.truncatedHeader)
@@ -31,8 +31,8 @@ enum NetFlowV5Decoder {
         // v5 needs no session state: decoded even when no session can be had (the table is full of
         // sessions holding templates); only its per-exporter counts are missing then.
         let session = cache.beginMessage(from: exporter, domain: engine, nowSeconds: nowSeconds, statistics: &statistics)
-        var record = FlowRecord(messageFrom: exporter, domain: engine, exportSeconds: unixSeconds)
-        let exportMs = record.exportTimeMs
+        let messageRecord = FlowRecord(messageFrom: exporter, domain: engine, exportSeconds: unixSeconds)
+        let exportMs = messageRecord.exportTimeMs
 
         /// Switched times are sysUptime values: that many ms before unix_secs (uptime wraps).
         @inline(__always) func epochMs(_ switched: UInt32) -> UInt64 {
@@ -42,34 +42,35 @@ enum NetFlowV5Decoder {
 
         for index in 0..<records {
             let base = headerLength + index * recordLength
-            record.resetFlowFields()
-            record.src = IPAddress(v4: bytes.readBE32(at: base))
-            record.dst = IPAddress(v4: bytes.readBE32(at: base + 4))
-            record.nextHop = IPAddress(v4: bytes.readBE32(at: base + 8))
-            record.inputInterface = UInt32(bytes.readBE16(at: base + 12))
-            record.outputInterface = UInt32(bytes.readBE16(at: base + 14))
-            record.packets = UInt64(bytes.readBE32(at: base + 16))
-            record.bytes = UInt64(bytes.readBE32(at: base + 20))
-            record.flowStartMs = epochMs(bytes.readBE32(at: base + 24))
-            record.flowEndMs = epochMs(bytes.readBE32(at: base + 28))
-            record.srcPort = bytes.readBE16(at: base + 32)
-            record.dstPort = bytes.readBE16(at: base + 34)
-            record.tcpFlags = UInt16(bytes[base + 37])
-            record.proto = bytes[base + 38]
-            record.tos = bytes[base + 39]
-            record.srcAS = UInt32(bytes.readBE16(at: base + 40))
-            record.dstAS = UInt32(bytes.readBE16(at: base + 42))
-            record.srcMask = bytes[base + 44]
-            record.dstMask = bytes[base + 45]
-            record.present = [
-                .flowStart, .flowEnd, .inputInterface, .outputInterface, .srcAS, .dstAS, .nextHop, .tos,
-                .bytes, .packets, .srcPort, .dstPort, .proto, .tcpFlags, .srcMask, .dstMask,
-            ]
-            if samplingInterval != 0 {
-                record.samplingInterval = samplingInterval
-                record.present.insert(.samplingInterval)
+            batch.add(sameMessageAs: messageRecord) { record in
+                record.src = IPAddress(v4: bytes.readBE32(at: base))
+                record.dst = IPAddress(v4: bytes.readBE32(at: base + 4))
+                record.nextHop = IPAddress(v4: bytes.readBE32(at: base + 8))
+                record.inputInterface = UInt32(bytes.readBE16(at: base + 12))
+                record.outputInterface = UInt32(bytes.readBE16(at: base + 14))
+                record.packets = UInt64(bytes.readBE32(at: base + 16))
+                record.bytes = UInt64(bytes.readBE32(at: base + 20))
+                record.flowStartMs = epochMs(bytes.readBE32(at: base + 24))
+                record.flowEndMs = epochMs(bytes.readBE32(at: base + 28))
+                record.srcPort = bytes.readBE16(at: base + 32)
+                record.dstPort = bytes.readBE16(at: base + 34)
+                record.tcpFlags = UInt16(bytes[base + 37])
+                record.proto = bytes[base + 38]
+                record.tos = bytes[base + 39]
+                record.srcAS = UInt32(bytes.readBE16(at: base + 40))
+                record.dstAS = UInt32(bytes.readBE16(at: base + 42))
+                record.srcMask = bytes[base + 44]
+                record.dstMask = bytes[base + 45]
+                record.present = [
+                    .flowStart, .flowEnd, .inputInterface, .outputInterface, .srcAS, .dstAS, .nextHop, .tos,
+                    .bytes, .packets, .srcPort, .dstPort, .proto, .tcpFlags, .srcMask, .dstMask,
+                ]
+                if samplingInterval != 0 {
+                    record.samplingInterval = samplingInterval
+                    record.present.insert(.samplingInterval)
+                }
+                return true
             }
-            sink.emit(record)
         }
         statistics.flowRecords &+= UInt64(records)
         session?.statistics.flowRecords &+= UInt64(records)

@@ -11,9 +11,9 @@ enum NetFlowV9Decoder {
     static let optionsTemplateFlowSetID: UInt16 = 1
     static let firstDataFlowSetID: UInt16 = 256
 
-    static func decode<S: FlowSink>(
+    static func decode(
         _ bytes: UnsafeRawBufferPointer, from exporter: ExporterAddress, nowSeconds: UInt32,
-        cache: TemplateCache, statistics: inout DecodeStatistics, sink: inout S
+        cache: TemplateCache, statistics: inout DecodeStatistics, batch: inout RecordBatch
     ) {
         guard bytes.count >= headerLength else {
             statistics.count(.truncatedHeader)
@@ -24,7 +24,7 @@ enum NetFlowV9Decoder {
         let sourceID = bytes.readBE32(at: 16)
         statistics.netflowV9Messages &+= 1
 
-        guard case (let message, var record)? = DecodeMessage.begin(
+        guard case (let message, let record)? = DecodeMessage.begin(
             .netFlowV9, from: exporter, domain: sourceID, exportSeconds: unixSeconds, nowSeconds: nowSeconds,
             v9SysUptimeMs: sysUptime, cache: cache, statistics: &statistics)
         else { return }
@@ -50,7 +50,7 @@ enum NetFlowV9Decoder {
                 statistics.count(.reservedSetID)
             default:
                 message.decodeDataSet(
-                    bytes, body: body, templateID: flowSetID, record: &record, statistics: &statistics, sink: &sink)
+                    bytes, body: body, templateID: flowSetID, record: record, statistics: &statistics, batch: &batch)
             }
             offset += flowSetLength
         }
