@@ -69,40 +69,8 @@ public enum KafkaConfiguration {
             if !detail.isEmpty { message += " (librdkafka: \(detail.joined(separator: "; ")))" }
             throw .producerCreationFailed(message: message)
         }
-        destroyInBackground(handle, logs: logs)
-    }
-
-    /// rd_kafka_destroy joins librdkafka's threads, which notice the request only when their timed
-    /// waits end: about a second (measured 1.0 s per SIGHUP in the master). The verdict is known once
-    /// rd_kafka_new returns, so the producer is destroyed on a detached thread and the master's loop
-    /// (watchdog, supervision) goes on. The log sink lives until the destroy is done.
-    private static func destroyInBackground(_ handle: OpaquePointer, logs: VerificationLog) {
-        let context = Unmanaged.passRetained(PendingDestroy(handle: handle, logs: logs)).toOpaque()
-        var thread = pthread_t()
-        let started = pthread_create(&thread, nil, { context in
-            guard let context else { return nil }
-            let pending = Unmanaged<PendingDestroy>.fromOpaque(context).takeRetainedValue()
-            rd_kafka_destroy(pending.handle)
-            withExtendedLifetime(pending.logs) {}
-            return nil
-        }, context)
-        if started == 0 {
-            pthread_detach(thread)
-        } else {
-            let pending = Unmanaged<PendingDestroy>.fromOpaque(context).takeRetainedValue()
-            rd_kafka_destroy(pending.handle)  // no thread to be had: wait here instead
-            withExtendedLifetime(pending.logs) {}
-        }
-    }
-}
-
-/// A verification producer on its way out, and the log sink its callbacks may still reach.
-private final class PendingDestroy: @unchecked Sendable {
-    let handle: OpaquePointer
-    let logs: VerificationLog
-    init(handle: OpaquePointer, logs: VerificationLog) {
-        self.handle = handle
-        self.logs = logs
+        rd_kafka_destroy(handle)
+        withExtendedLifetime(logs) {}
     }
 }
 
