@@ -151,7 +151,7 @@ struct CountingTransport: MessageTransport {
     var messages = 0
     var bytes = 0
     var checksum: UInt8 = 0
-    mutating func send(_ message: UnsafeRawBufferPointer, records: Int) {
+    mutating func send(_ message: UnsafeRawBufferPointer, key: UnsafeRawBufferPointer, records: Int) {
         messages &+= 1
         bytes &+= message.count
         if !message.isEmpty { checksum &+= message[message.count / 2] }
@@ -291,7 +291,7 @@ func processCPUSeconds() -> Double {
 /// Collects each encoded message's bytes (encoding happens before the clock starts).
 struct StoringTransport: MessageTransport {
     var messages: [[UInt8]] = []
-    mutating func send(_ message: UnsafeRawBufferPointer, records: Int) { messages.append(Array(message)) }
+    mutating func send(_ message: UnsafeRawBufferPointer, key: UnsafeRawBufferPointer, records: Int) { messages.append(Array(message)) }
 }
 
 @MainActor func measureKafka(bootstrap: String) {

@@ -8,8 +8,10 @@ import Testing
     struct RecordingTransport: MessageTransport {
         var messages: [[UInt8]] = []
         var recordCounts: [Int] = []
-        mutating func send(_ message: UnsafeRawBufferPointer, records: Int) {
+        var keys: [String] = []
+        mutating func send(_ message: UnsafeRawBufferPointer, key: UnsafeRawBufferPointer, records: Int) {
             messages.append(Array(message))
+            keys.append(String(decoding: key, as: UTF8.self))
             recordCounts.append(records)
         }
     }
@@ -94,5 +96,67 @@ import Testing
         sink.emit(Self.record(2))
         #expect(sink.transport.messages.count == 2)
         #expect(sink.transport.messages.allSatisfy { !OutputReference.object($0).isEmpty })
+    }
+
+    // MARK: - Message keys (kafka.key)
+
+    static func keys(_ mode: MessageKey, _ records: [FlowRecord], maxRecords: Int = 1) -> (keys: [String], counts: [Int]) {
+        var sink = JSONFlowSink(batch: JSONMessageBatch(maxRecords: maxRecords, keyMode: mode), transport: RecordingTransport())
+        for record in records { sink.emit(record) }
+        sink.flush()
+        return (sink.transport.keys, sink.transport.recordCounts)
+    }
+
+    @Test func eachKeyModeWritesItsDocumentedText() {
+        var record = OutputEncoderTests.kflowExample()  // 10.0.0.1:443 -> 10.0.0.2:51000, proto 6, dvc 192.0.2.1
+        record.observationDomain = 256
+        #expect(Self.keys(.none, [record]).keys == [""])
+        #expect(Self.keys(.exporter, [record]).keys == ["192.0.2.1"])
+        #expect(Self.keys(.exporterDomain, [record]).keys == ["192.0.2.1|256"])
+        #expect(Self.keys(.flow, [record]).keys == ["6|10.0.0.1|443|10.0.0.2|51000"])
+        #expect(Self.keys(.flowSymmetric, [record]).keys == ["6|10.0.0.1|443|10.0.0.2|51000"])
+        var reverse = record
+        swap(&reverse.src, &reverse.dst)
+        swap(&reverse.srcPort, &reverse.dstPort)
+        #expect(Self.keys(.flow, [reverse]).keys == ["6|10.0.0.2|51000|10.0.0.1|443"])
+        #expect(Self.keys(.flowSymmetric, [reverse]).keys == ["6|10.0.0.1|443|10.0.0.2|51000"])
+        var v6 = record
+        v6.exporter = IPAddress(high: 0x2001_0DB8_0000_0000, low: 1, family: .v6)
+        #expect(Self.keys(.exporter, [v6]).keys == ["2001:db8::1"])
+    }
+
+    @Test func exporterSpreadKeepsAConversationOnOneOfNKeys() {
+        var records: [FlowRecord] = []
+        for port in 0..<400 {
+            var record = OutputEncoderTests.kflowExample()
+            record.srcPort = UInt16(1000 + port)
+            records.append(record)
+            var reverse = record
+            swap(&reverse.src, &reverse.dst)
+            swap(&reverse.srcPort, &reverse.dstPort)
+            records.append(reverse)
+        }
+        let keys = Self.keys(.exporterSpread(8), records).keys
+        #expect(Set(keys) == Set((0..<8).map { "192.0.2.1|\($0)" }))
+        for pair in stride(from: 0, to: keys.count, by: 2) { #expect(keys[pair] == keys[pair + 1]) }
+    }
+
+    @Test func batchesHoldRecordsOfOneKeyOnly() {
+        var a = OutputEncoderTests.kflowExample()
+        a.observationDomain = 1
+        var b = a
+        b.observationDomain = 2
+        let sent = Self.keys(.exporterDomain, [a, a, b, b, b, a], maxRecords: 10)
+        #expect(sent.keys == ["192.0.2.1|1", "192.0.2.1|2", "192.0.2.1|1"])
+        #expect(sent.counts == [2, 3, 1])
+    }
+
+    @Test func keySettingParsesEveryModeAndRejectsOthers() {
+        for text in ["none", "exporter", "exporter-domain", "flow", "flow-symmetric", "exporter:1", "exporter:4096"] {
+            #expect(MessageKey(parsing: text)?.description == text)
+        }
+        for text in ["", "exporter:0", "exporter:4097", "exporter:x", "src", "exporter:"] {
+            #expect(MessageKey(parsing: text) == nil, "\(text)")
+        }
     }
 }

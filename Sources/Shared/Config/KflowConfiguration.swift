@@ -1,4 +1,5 @@
 import Logging
+import Output
 
 /// The effective, validated configuration of a kflow master or worker.
 /// Build one with `ConfigurationSources.load()` (master) or `KflowConfiguration.parse(workerText:)` (worker).
@@ -64,6 +65,10 @@ public struct KflowConfiguration: Sendable {
     public var templatesMaxBytes = 0
     public var templatesMaxBytesPerSession = 0
     public var exportersMaxPerAddress = 0
+    /// The Kafka message key of each record (`kafka.key`).
+    public var kafkaKey = MessageKey.none
+    /// Where each worker keeps its templates across restarts; empty = not kept.
+    public var templatesStateDirectory = ""
 
     /// Where each effective key's value came from; not part of equality (the same settings from a
     /// different layer are the same configuration).
@@ -77,6 +82,15 @@ public struct KflowConfiguration: Sendable {
             // Only an edit to ReferenceConfiguration.text can get here, and a unit test loads it.
             preconditionFailure("the built-in reference configuration is invalid: \(error)")
         }
+    }
+
+    /// The librdkafka properties a worker's producer gets: `kafka.props.*`, preceded by
+    /// `partitioner=murmur2_random` when records have a key and the configuration names no partitioner,
+    /// so a key lands on the partition Java clients (and Kafka Streams) choose for it.
+    public var producerProperties: [(name: String, value: String)] {
+        let configured = kafkaProperties.map { (name: $0.key, value: $0.value) }
+        guard kafkaKey != .none, !kafkaProperties.contains(where: { $0.key == "partitioner" }) else { return configured }
+        return [(name: "partitioner", value: "murmur2_random")] + configured
     }
 
     /// The number of workers to run for `server.threads` on a machine with `onlineCPUs` CPUs.
@@ -124,6 +138,8 @@ enum ConfigurationKey: String, CaseIterable {
     case templatesMaxBytes = "templates.max.bytes"
     case templatesMaxBytesPerSession = "templates.max.bytes.per.session"
     case exportersMaxPerAddress = "exporters.max.per.address"
+    case kafkaKey = "kafka.key"
+    case templatesStateDirectory = "templates.state.dir"
 
     static let kafkaPropsPrefix = "kafka.props."
 
@@ -145,7 +161,9 @@ enum ConfigurationKey: String, CaseIterable {
         case address(WritableKeyPath<KflowConfiguration, String>)
         /// A Kafka topic name.
         case topic(WritableKeyPath<KflowConfiguration, String>)
-        case logLevel, allowList, outputFields, kafkaProperties
+        /// An absolute directory path, or empty.
+        case directory(WritableKeyPath<KflowConfiguration, String>)
+        case logLevel, allowList, outputFields, kafkaProperties, messageKey
     }
 
     var setting: Setting {
@@ -177,6 +195,8 @@ enum ConfigurationKey: String, CaseIterable {
         case .templatesMaxBytes: return .integer(\.templatesMaxBytes, 65536...(1 << 40))
         case .templatesMaxBytesPerSession: return .integer(\.templatesMaxBytesPerSession, 65536...(1 << 40))
         case .exportersMaxPerAddress: return .integer(\.exportersMaxPerAddress, 1...maxInt32)
+        case .kafkaKey: return .messageKey
+        case .templatesStateDirectory: return .directory(\.templatesStateDirectory)
         }
     }
 
@@ -207,7 +227,8 @@ extension KflowConfiguration {
         switch key.setting {
         case .integer(let path, _): String(self[keyPath: path])
         case .port(let path, _, _): String(self[keyPath: path])
-        case .address(let path), .topic(let path): self[keyPath: path]
+        case .address(let path), .topic(let path), .directory(let path): self[keyPath: path]
+        case .messageKey: kafkaKey.description
         case .logLevel: logLevel.rawValue
         case .allowList: serverAllow.description
         case .outputFields: outputFields.joined(separator: ",")

@@ -78,5 +78,17 @@ templates.max.bytes=67108864
 templates.max.bytes.per.session=4194304
 # Exporter sessions (source ports) per exporter address: a host cycling ports evicts only its own.
 exporters.max.per.address=64
+
+# The Kafka message key of each record: none (no key: librdkafka spreads messages as it likes),
+# exporter ("192.0.2.1"), exporter-domain ("192.0.2.1|256"), exporter:N ("192.0.2.1|k", k = 0..N-1
+# from the conversation: one busy exporter over up to N partitions), flow ("6|10.0.0.1|443|10.0.0.2|51000")
+# or flow-symmetric (both directions of a conversation share one key). With a key and no
+# kafka.props.partitioner, partitioner=murmur2_random is set: Java clients place the same key on the
+# same partition. In batches (output.batch.records > 1) all records of a message share its key.
+kafka.key=none
+# Directory where each worker keeps its templates, so a restart decodes at once instead of waiting
+# for every exporter to re-send them (docs/DECODING.md). Empty = templates are not kept. The
+# packaged service sets /var/lib/kflow.
+templates.state.dir=
 """#
 }

@@ -1,4 +1,5 @@
 import KafkaOutput
+import Output
 import CRdKafka
 
 #if canImport(Glibc)
@@ -39,6 +40,14 @@ struct Resolver {
             case .logLevel:
                 configuration.logLevel = value(key, problem: "is not one of debug, info, notice, warning, error") {
                     KflowConfiguration.LogLevel(rawValue: $0.lowercased())
+                }
+            case .directory(let path):
+                configuration[keyPath: path] = value(key, problem: "is not an absolute directory path (or empty)") {
+                    $0.isEmpty || ($0.hasPrefix("/") && !$0.utf8.contains(0)) ? $0 : nil
+                }
+            case .messageKey:
+                configuration.kafkaKey = value(key, problem: "is not one of none, exporter, exporter-domain, exporter:N (N = 1-\(MessageKey.maxSpread)), flow, flow-symmetric") {
+                    MessageKey(parsing: $0)
                 }
             case .allowList: configuration.serverAllow = allowList(key)
             case .outputFields: configuration.outputFields = outputFields()
@@ -233,6 +242,7 @@ extension String: Placeholder { static var placeholder: String { "" } }
 extension UInt16: Placeholder { static var placeholder: UInt16 { 0 } }
 extension Int: Placeholder { static var placeholder: Int { 0 } }
 extension KflowConfiguration.LogLevel: Placeholder { static var placeholder: Self { .info } }
+extension MessageKey: Placeholder { static var placeholder: Self { .none } }
 
 extension String {
     /// Without the blanks Java's Properties keeps at the end of a value (a common accident in files).

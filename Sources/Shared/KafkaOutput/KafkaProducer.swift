@@ -134,13 +134,15 @@ public final class KafkaProducer {
     /// Queues a copy of `payload` for the topic (partition chosen by librdkafka). Never blocks: when the
     /// queue is full it serves pending callbacks once without waiting and retries, then drops and counts.
     /// `records` is how many records the message carries (batch mode), so losses are counted in records too.
+    /// A non-empty `key` is copied as the message key (the partitioner hashes it).
     @discardableResult
-    public func produce(_ payload: UnsafeRawBufferPointer, records: Int = 1) -> ProduceOutcome {
+    public func produce(_ payload: UnsafeRawBufferPointer, key: UnsafeRawBufferPointer = UnsafeRawBufferPointer(start: nil, count: 0),
+                        records: Int = 1) -> ProduceOutcome {
         let records = max(records, 1)
-        var code = enqueue(payload, records: records)
+        var code = enqueue(payload, key: key, records: records)
         if code == RD_KAFKA_RESP_ERR__QUEUE_FULL {
             rd_kafka_poll(handle, 0)
-            code = enqueue(payload, records: records)
+            code = enqueue(payload, key: key, records: records)
         }
         switch code {
         case RD_KAFKA_RESP_ERR_NO_ERROR:
@@ -159,17 +161,18 @@ public final class KafkaProducer {
     }
 
     @discardableResult
-    public func produce(_ payload: some Sequence<UInt8>, records: Int = 1) -> ProduceOutcome {
+    public func produce(_ payload: some Sequence<UInt8>, key: [UInt8] = [], records: Int = 1) -> ProduceOutcome {
         let bytes = Array(payload)
-        return bytes.withUnsafeBytes { produce($0, records: records) }
+        return bytes.withUnsafeBytes { payload in key.withUnsafeBytes { produce(payload, key: $0, records: records) } }
     }
 
-    private func enqueue(_ payload: UnsafeRawBufferPointer, records: Int) -> rd_kafka_resp_err_t {
+    private func enqueue(_ payload: UnsafeRawBufferPointer, key: UnsafeRawBufferPointer, records: Int) -> rd_kafka_resp_err_t {
         // The record count rides in the message's opaque pointer (no allocation); the delivery report
         // hands it back. records >= 1, so the pointer is never nil.
         let status = rd_kafka_produce(topicHandle, Librdkafka.unassignedPartition, Librdkafka.copyPayload,
                                       UnsafeMutableRawPointer(mutating: payload.baseAddress), payload.count,
-                                      nil, 0, UnsafeMutableRawPointer(bitPattern: records))
+                                      key.count > 0 ? key.baseAddress : nil, key.count,
+                                      UnsafeMutableRawPointer(bitPattern: records))
         return status == 0 ? RD_KAFKA_RESP_ERR_NO_ERROR : rd_kafka_last_error()
     }
 
@@ -218,7 +221,9 @@ public final class KafkaProducer {
 }
 
 extension KafkaProducer: MessageTransport {
-    public func send(_ message: UnsafeRawBufferPointer, records: Int) { produce(message, records: records) }
+    public func send(_ message: UnsafeRawBufferPointer, key: UnsafeRawBufferPointer, records: Int) {
+        produce(message, key: key, records: records)
+    }
 }
 
 /// What librdkafka's callbacks update, reached through the configuration's opaque pointer. Owned by the

@@ -69,7 +69,7 @@ public final class Worker {
         allowList = configuration.serverAllow
         do {
             producer = try KafkaProducer(
-                properties: configuration.kafkaProperties.map { (name: $0.key, value: $0.value) },
+                properties: configuration.producerProperties,
                 topic: configuration.kafkaTopic,
                 log: { [logger] line in
                     // librdkafka's syslog levels: 0-3 errors, 4 warning, 5 notice, 6 info, 7 debug.
@@ -103,7 +103,8 @@ public final class Worker {
                 return nil
             }
         }
-        let batch = JSONMessageBatch(encoder: KFlowJSONEncoder(fields: fields), maxRecords: configuration.outputBatchRecords)
+        let batch = JSONMessageBatch(encoder: KFlowJSONEncoder(fields: fields), maxRecords: configuration.outputBatchRecords,
+                                     keyMode: configuration.kafkaKey)
         sink = JSONFlowSink(batch: batch, transport: producer)
     }
 
