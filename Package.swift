@@ -48,7 +48,7 @@ let package = Package(
         .executableTarget(
             name: "kflow-master",
             dependencies: [
-                "FlowModel", "SystemKit", "WireFormat", "KafkaOutput", "Config", "ProcessKit", "MetricsServer",
+                "FlowModel", "SystemKit", "WireFormat", "Templates", "KafkaOutput", "Config", "ProcessKit", "MetricsServer",
                 "CSystemd", "CKflowShims", logging,
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]

@@ -11,6 +11,8 @@ import Synchronization
 final class MasterShared: Sendable {
     struct State {
         var live: [WorkerSegment] = []
+        /// The live workers' segments and template exchanges with their slots, for /exporters and /templates.
+        var inventory: [Inventory.Worker] = []
         var carriedCounters = [UInt64](repeating: 0, count: WorkerSegment.counterCapacity)
         var carriedErrors = [UInt64](repeating: 0, count: WorkerSegment.errorKindCapacity)
         var carriedExporters: [ExporterKey: WorkerSegment.ExporterEntry] = [:]
@@ -102,12 +104,41 @@ final class MasterShared: Sendable {
         switch path {
         case "/metrics", "/":
             return .init(status: 200, contentType: "text/plain; version=0.0.4; charset=utf-8", body: renderMetrics())
+        case "/exporters":
+            let workers = state.withLock { $0.inventory }
+            return .init(status: 200, contentType: "application/json", body: Inventory.exportersJSON(workers))
+        case "/templates":
+            let workers = state.withLock { $0.inventory }
+            return .init(status: 200, contentType: "application/json", body: Inventory.templatesJSON(workers, nowSeconds: Clock.wallSeconds))
         case "/healthz":
             let healthy = state.withLock { $0.healthy }
             return .init(status: healthy ? 200 : 503, body: healthy ? "ok\n" : "unhealthy: a worker is missing or not heartbeating\n")
         default:
-            return .init(status: 404, body: "not found; try /metrics or /healthz\n")
+            return .init(status: 404, body: "not found; try /metrics, /healthz, /exporters or /templates\n")
         }
+    }
+
+    /// A session that sent datagrams to several live workers (round-robin balance, or two generations
+    /// during a reload) is in each one's active gauges: how many times too many, and the templates those
+    /// extra copies add, from the exporter tables (a worker lists up to `WorkerSegment.exporterCapacity`).
+    static func sessionsHeardByMoreThanOneWorker(_ live: [WorkerSegment]) -> (sessions: UInt64, templates: UInt64) {
+        var seen: [ExporterKey: (copies: UInt64, templates: UInt64, most: UInt64)] = [:]
+        for segment in live {
+            for e in segment.readExporters() ?? [] where e.heard {
+                let key = ExporterKey(address: e.address, port: e.port)
+                var entry = seen[key, default: (0, 0, 0)]
+                entry.copies += 1
+                entry.templates += UInt64(e.templateCount)
+                entry.most = max(entry.most, UInt64(e.templateCount))
+                seen[key] = entry
+            }
+        }
+        var extra: (sessions: UInt64, templates: UInt64) = (0, 0)
+        for entry in seen.values where entry.copies > 1 {
+            extra.sessions += entry.copies - 1
+            extra.templates += entry.templates - entry.most
+        }
+        return extra
     }
 
     func renderMetrics() -> String {
@@ -117,8 +148,14 @@ final class MasterShared: Sendable {
         let kernel = ProcNetUDP.read(inodes: Set(s.socketInodes))
         do {
             var out = PrometheusText()
+            let duplicates = Self.sessionsHeardByMoreThanOneWorker(s.live)
             func total(_ c: WorkerCounter) -> UInt64 {
-                (c.isGauge ? 0 : s.carriedCounters[c.rawValue]) &+ s.live.reduce(0) { $0 &+ $1[c] }
+                let sum = (c.isGauge ? 0 : s.carriedCounters[c.rawValue]) &+ s.live.reduce(0) { $0 &+ $1[c] }
+                switch c {
+                case .exportersActive: return sum > duplicates.sessions ? sum - duplicates.sessions : 0
+                case .templatesActive: return sum > duplicates.templates ? sum - duplicates.templates : 0
+                default: return sum
+                }
             }
             for c in WorkerCounter.allCases {
                 let d = c.metric

@@ -93,7 +93,10 @@ final class Supervisor {
                                        exchange: exchange, startedNs: clock.nowNs, groupID: group.id)
             slots[index].worker = worker
             slots[index].respawnAtNs = nil
-            shared.update { $0.live.append(segment) }
+            shared.update {
+                $0.live.append(segment)
+                $0.inventory.append(Inventory.Worker(slot: index, segment: segment, exchange: exchange))
+            }
             logger.info("worker \(index) started", metadata: ["pid": "\(pid)", "generation": "\(generation)"])
         } catch {
             logger.error("cannot start worker \(index): \(error)")
@@ -164,6 +167,7 @@ final class Supervisor {
         shared.update { state in
             unsent = state.carry(worker.segment)
             state.live.removeAll { $0 === worker.segment }
+            state.inventory.removeAll { $0.segment === worker.segment }
         }
         if unsent.messages > 0 {
             logger.error("worker \(worker.slot) (pid \(worker.pid), generation \(worker.generation)) left about \(unsent.messages) message(s) (\(unsent.records) record(s)) undelivered in its Kafka queue; counted in kflow_kafka_lost_in_dead_workers_total")

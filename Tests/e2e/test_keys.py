@@ -113,15 +113,19 @@ def expected_key(mode: str, record: dict, domain: int) -> str | None:
 def read_keyed(broker, topic: str, expected: int, timeout: float = 20.0) -> list[tuple[int, str | None, list[dict]]]:
     """(partition, key, records) of every message, read until `expected` records arrived (+1 s for extras)."""
     reader = TopicReader(broker.bootstrap, topic, partitions=PARTITIONS)
+    messages = []
     try:
         deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            reader.read_values(len(reader.raw) + 1, timeout=0.5, settle=0)
-            if sum(len(value.splitlines()) for value in reader.raw) >= expected:
-                break
-        reader.read_values(len(reader.raw) + 1, timeout=1.0, settle=0)
-        return [(partition, None if key is None else key.decode(), [json.loads(line) for line in value.splitlines()])
-                for partition, key, value in reader.messages]
+        settle_until = None
+        while time.monotonic() < (settle_until or deadline):
+            for message in reader.consumer.consume(num_messages=1000, timeout=0.2):
+                if message.error() is None:
+                    key = message.key()
+                    messages.append((message.partition(), None if key is None else key.decode(),
+                                     [json.loads(line) for line in message.value().splitlines()]))
+            if settle_until is None and sum(len(batch) for _, _, batch in messages) >= expected:
+                settle_until = time.monotonic() + 1.0
+        return messages
     finally:
         reader.close()
 

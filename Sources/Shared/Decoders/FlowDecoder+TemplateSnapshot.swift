@@ -33,9 +33,11 @@ extension FlowDecoder {
     /// Every definition goes through its protocol's template decoder, exactly as if it had arrived in a
     /// datagram. Bad input never traps: a bad header or checksum rejects the whole snapshot, a bad entry
     /// rejects the rest from there; either is counted as `.invalidTemplateSnapshot` and described in
-    /// `lastTemplateSnapshotError`. Returns the number of templates added or redefined.
+    /// `lastTemplateSnapshotError`. Returns the number of templates added or redefined. `source` is
+    /// recorded as how this decoder got each template it adds (another worker's exchange, or a file).
     @discardableResult
-    public func importTemplateSnapshot(_ bytes: UnsafeRawBufferPointer, nowSeconds: UInt32) -> Int {
+    public func importTemplateSnapshot(_ bytes: UnsafeRawBufferPointer, nowSeconds: UInt32, source: TemplateSource = .sibling) -> Int {
+        cache.importSource = source
         let (domains, readError) = TemplateSnapshot.read(bytes)
         var failure = readError
         var imported = 0

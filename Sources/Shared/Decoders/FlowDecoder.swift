@@ -35,6 +35,31 @@ public final class FlowDecoder {
         for (exporter, session) in cache.sessions { body(exporter, session.statistics) }
     }
 
+    /// One transport session as a worker reports it (exporter table, /exporters, the active gauges).
+    public struct SessionSummary: Sendable {
+        public var exporter: ExporterAddress
+        public var statistics: ExporterStatistics
+        /// Wall-clock seconds of its first and latest datagram here; 0 when none came (held by import).
+        public var firstSeenSeconds: UInt32
+        public var lastSeenSeconds: UInt32
+        public var templateCount: Int
+        /// The observation domains / source IDs it holds templates for, ascending.
+        public var domains: [UInt32]
+        /// True once a datagram from it reached this decoder (not only an imported template).
+        public var heard: Bool { firstSeenSeconds != 0 }
+    }
+
+    /// Every session, for the worker's exporter table and gauges (once a second, not per datagram).
+    public func forEachSession(_ body: (SessionSummary) -> Void) {
+        for (exporter, session) in cache.sessions {
+            let heard = session.firstActiveSeconds != 0
+            body(SessionSummary(
+                exporter: exporter, statistics: session.statistics, firstSeenSeconds: session.firstActiveSeconds,
+                lastSeenSeconds: heard ? session.lastActiveSeconds : 0, templateCount: session.templateCount,
+                domains: session.domains.keys.sorted()))
+        }
+    }
+
     /// Decodes one UDP payload; version 10 = IPFIX, 9 = NetFlow v9, 5 = NetFlow v5; anything else
     /// is counted as an error. Calls `sink.emit` once per flow data record. Never traps, never
     /// throws: everything bad is counted in `statistics`.

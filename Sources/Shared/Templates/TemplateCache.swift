@@ -7,12 +7,34 @@ package enum TemplateWireFormat: UInt8, Sendable {
     case ipfix = 10
 }
 
+/// How a worker came to hold a template (shown by the master's /templates; carried in snapshots).
+public enum TemplateSource: UInt8, Sendable, CaseIterable {
+    /// Received from the exporter (a template set in a datagram), or refreshed from it since.
+    case wire = 0
+    /// Read from the template state directory at start (`templates.state.dir`).
+    case disk = 1
+    /// From another kflow node (reserved for the fleet's template topic).
+    case fleet = 2
+    /// From another worker of this node (a predecessor's or sibling's template exchange).
+    case sibling = 3
+
+    public var name: String {
+        switch self {
+        case .wire: "wire"
+        case .disk: "disk"
+        case .fleet: "fleet"
+        case .sibling: "sibling"
+        }
+    }
+}
+
 /// A template as cached: its compiled plan, the protocol it came in (a snapshot replays the definition
-/// through that protocol's decoder) and when it was last (re)received.
+/// through that protocol's decoder), when it was last (re)received and how this worker got it.
 package struct CachedTemplate {
     package let plan: DecodePlan
     package let format: TemplateWireFormat
     package var lastRefreshedSeconds: UInt32
+    package var source: TemplateSource
 }
 
 /// One observation domain (IPFIX) or source ID (NetFlow v9) of a transport session.
@@ -35,6 +57,8 @@ package final class TransportSession {
     package var definitionBytes = 0
     package var lastUsedTick: UInt64 = 0
     package var lastActiveSeconds: UInt32 = 0
+    /// When its first datagram reached this worker; 0 while it is known only from an import.
+    package var firstActiveSeconds: UInt32 = 0
     package var statistics = ExporterStatistics()
     /// Links of the cache's recency list this session is on (with or without templates); the cache
     /// alone changes them, and unlinks a session when it forgets it.
@@ -105,6 +129,8 @@ package final class TemplateCache {
     /// Set while a snapshot is imported: sessions heard from live outrank ones read from a snapshot, so
     /// an import never evicts.
     package var isImporting = false
+    /// What an import stores as each template's source.
+    package var importSource = TemplateSource.sibling
     private var tick: UInt64 = 0
     /// Most datagrams come from the session of the previous one: skip the hash lookup then.
     private var lastSession: TransportSession?
@@ -148,6 +174,8 @@ package final class TemplateCache {
         }
         session.lastUsedTick = tick
         session.lastActiveSeconds = nowSeconds
+        // A session's first datagram always comes through here: an import never sets `lastSession`.
+        if session.firstActiveSeconds == 0 { session.firstActiveSeconds = nowSeconds }
         lastSession = session
         return session
     }
@@ -207,6 +235,7 @@ package final class TemplateCache {
             cached.plan.definition.elementsEqual(definition)
         else { return false }
         cached.lastRefreshedSeconds = nowSeconds
+        if !isImporting { cached.source = .wire }  // the exporter itself has now sent it
         state.templates[id] = cached
         return true
     }
@@ -244,7 +273,8 @@ package final class TemplateCache {
             state = DomainState()
             session.domains[domain] = state
         }
-        state.templates[plan.templateID] = CachedTemplate(plan: plan, format: format, lastRefreshedSeconds: nowSeconds)
+        state.templates[plan.templateID] = CachedTemplate(
+            plan: plan, format: format, lastRefreshedSeconds: nowSeconds, source: isImporting ? importSource : .wire)
         if let held { account(session, removing: held.plan) }
         account(session, adding: plan)
         if held != nil {

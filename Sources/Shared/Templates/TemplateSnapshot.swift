@@ -13,7 +13,8 @@ import WireFormat
 //     address family u8 (4, 6) | address 16 octets (IPAddress.high, .low) | port u16 | domain count u32
 //     per domain: observation domain / source ID u32 | sampling interval u32 | systemInitTimeMs u64 |
 //                 options refreshed (s) u32 | template count u32
-//     per template: protocol u8 (10 IPFIX, 9 NetFlow v9) | flags u8 (bit 0: options template) |
+//     per template: protocol u8 (10 IPFIX, 9 NetFlow v9) | flags u8 (bit 0: options template; bits 1-2:
+//                   how the writer got it, `TemplateSource`, for /templates — an importer ignores it) |
 //                   template ID u16 | last refreshed (s) u32 | definition length u16 | definition
 // A definition is the template record after its ID, as received: IPFIX field count, scope field count
 // (options), field specifiers with enterprise numbers (RFC 7011 §3.4.1–2); v9 field count and
@@ -57,6 +58,8 @@ package struct SnapshotTemplate {
     package var isOptions: Bool
     package var templateID: UInt16
     package var lastRefreshedSeconds: UInt32
+    /// How the writing worker got it.
+    package var source: TemplateSource
     /// The template record after its ID, as received (see the format above).
     package var definition: [UInt8]
     /// Where the entry starts in the body, for error messages.
@@ -78,6 +81,8 @@ package enum TemplateSnapshot {
     package static let version: UInt16 = 1
     package static let headerLength = 20
     package static let optionsFlag: UInt8 = 1
+    package static let sourceShift: UInt8 = 1
+    package static let sourceMask: UInt8 = 0b110
     /// Octets of each entry before its contents (see the format above), for `TemplateCache.snapshotSize`.
     package static let sessionEntryLength = 1 + 16 + 2 + 4
     package static let domainEntryLength = 4 + 4 + 8 + 4 + 4
@@ -114,7 +119,7 @@ package enum TemplateSnapshot {
                 buffer.appendBE32(UInt32(state.templates.count))
                 for (id, cached) in state.templates {
                     buffer.append(cached.format.rawValue)
-                    buffer.append(cached.plan.isOptions ? optionsFlag : 0)
+                    buffer.append((cached.plan.isOptions ? optionsFlag : 0) | cached.source.rawValue << sourceShift)
                     buffer.appendBE16(id)
                     buffer.appendBE32(cached.lastRefreshedSeconds)
                     buffer.appendBE16(UInt16(truncatingIfNeeded: cached.plan.definition.count))
@@ -201,7 +206,9 @@ package enum TemplateSnapshot {
         guard let format = TemplateWireFormat(rawValue: formatRaw) else {
             return .failure(.invalidEntry(atOffset: offset, reason: "protocol \(formatRaw)"))
         }
-        guard flags & ~optionsFlag == 0 else {
+        guard flags & ~(optionsFlag | sourceMask) == 0,
+            let source = TemplateSource(rawValue: (flags & sourceMask) >> sourceShift)
+        else {
             return .failure(.invalidEntry(atOffset: offset, reason: "flags 0x\(String(flags, radix: 16))"))
         }
         guard templateID >= 256 else {
@@ -217,7 +224,7 @@ package enum TemplateSnapshot {
         return .success(
             SnapshotTemplate(
                 format: format, isOptions: isOptions, templateID: templateID, lastRefreshedSeconds: lastRefreshed,
-                definition: Array(definition), offset: offset))
+                source: source, definition: Array(definition), offset: offset))
     }
 
     /// The length the definition's own counts give it, or nil when it is too short to say. Replaying a

@@ -57,3 +57,41 @@
     /// The enterprise bit of an IE identifier (RFC 7011 §3.2): a 4-octet PEN follows in the template.
     @inlinable package static var enterpriseBit: UInt16 { 0x8000 }
 }
+
+extension InformationElement {
+    /// IANA names of common information elements (and NetFlow v9 field types 1–127, which share them),
+    /// for showing templates (/templates); nil for the others.
+    package static func name(of id: UInt16) -> String? { names[id] }
+
+    private static let names: [UInt16: String] = [
+        1: "octetDeltaCount", 2: "packetDeltaCount", 3: "deltaFlowCount", 4: "protocolIdentifier",
+        5: "ipClassOfService", 6: "tcpControlBits", 7: "sourceTransportPort", 8: "sourceIPv4Address",
+        9: "sourceIPv4PrefixLength", 10: "ingressInterface", 11: "destinationTransportPort",
+        12: "destinationIPv4Address", 13: "destinationIPv4PrefixLength", 14: "egressInterface",
+        15: "ipNextHopIPv4Address", 16: "bgpSourceAsNumber", 17: "bgpDestinationAsNumber",
+        18: "bgpNextHopIPv4Address", 19: "postMCastPacketDeltaCount", 20: "postMCastOctetDeltaCount",
+        21: "flowEndSysUpTime", 22: "flowStartSysUpTime", 23: "postOctetDeltaCount", 24: "postPacketDeltaCount",
+        25: "minimumIpTotalLength", 26: "maximumIpTotalLength", 27: "sourceIPv6Address",
+        28: "destinationIPv6Address", 29: "sourceIPv6PrefixLength", 30: "destinationIPv6PrefixLength",
+        31: "flowLabelIPv6", 32: "icmpTypeCodeIPv4", 33: "igmpType", 34: "samplingInterval",
+        35: "samplingAlgorithm", 36: "flowActiveTimeout", 37: "flowIdleTimeout", 38: "engineType", 39: "engineId",
+        40: "exportedOctetTotalCount", 41: "exportedMessageTotalCount", 42: "exportedFlowRecordTotalCount",
+        44: "sourceIPv4Prefix", 45: "destinationIPv4Prefix", 46: "mplsTopLabelType",
+        47: "mplsTopLabelIPv4Address", 48: "samplerId", 49: "samplerMode", 50: "samplerRandomInterval",
+        52: "minimumTTL", 53: "maximumTTL", 54: "fragmentIdentification", 55: "postIpClassOfService",
+        56: "sourceMacAddress", 57: "postDestinationMacAddress", 58: "vlanId", 59: "postVlanId", 60: "ipVersion",
+        61: "flowDirection", 62: "ipNextHopIPv6Address", 63: "bgpNextHopIPv6Address", 64: "ipv6ExtensionHeaders",
+        70: "mplsTopLabelStackSection", 80: "destinationMacAddress", 81: "postSourceMacAddress",
+        82: "interfaceName", 83: "interfaceDescription", 85: "octetTotalCount", 86: "packetTotalCount",
+        88: "fragmentOffset", 89: "forwardingStatus", 95: "applicationId", 130: "exporterIPv4Address",
+        131: "exporterIPv6Address", 136: "flowEndReason", 148: "flowId", 149: "observationDomainId",
+        150: "flowStartSeconds", 151: "flowEndSeconds", 152: "flowStartMilliseconds", 153: "flowEndMilliseconds",
+        154: "flowStartMicroseconds", 155: "flowEndMicroseconds", 156: "flowStartNanoseconds",
+        157: "flowEndNanoseconds", 158: "flowStartDeltaMicroseconds", 159: "flowEndDeltaMicroseconds",
+        160: "systemInitTimeMilliseconds", 176: "icmpTypeIPv4", 177: "icmpCodeIPv4", 178: "icmpTypeIPv6",
+        179: "icmpCodeIPv6", 192: "ipTTL", 225: "postNATSourceIPv4Address", 226: "postNATDestinationIPv4Address",
+        227: "postNAPTSourceTransportPort", 228: "postNAPTDestinationTransportPort", 231: "initiatorOctets",
+        232: "responderOctets", 243: "dot1qVlanId", 298: "initiatorPackets", 299: "responderPackets",
+        302: "selectorId", 305: "samplingPacketInterval", 306: "samplingPacketSpace",
+    ]
+}

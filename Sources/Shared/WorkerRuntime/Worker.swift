@@ -49,6 +49,17 @@ public final class Worker {
     private var publishedTemplateGeneration: UInt64 = 0
     private var snapshotBuffer: [UInt8] = []
     private static let templateImportWindowNs: UInt64 = 3_000_000_000
+    /// This slot's file in `templates.state.dir`, if one is configured.
+    private let stateFiles: TemplateStateFiles?
+    /// The last snapshot published differs from the file (or the file was never written by us).
+    private var stateDirty = false
+    private var lastStateWriteNs: UInt64 = 0
+    private var stateWriteFailing = false
+    private var templateState = WorkerReadings.TemplateState()
+    /// Changes reach the state file at most this often (and at exit).
+    static let stateWriteIntervalNs: UInt64 = 5_000_000_000
+    /// Session gauges, counted when the exporter table is published (every second).
+    private var sessionGauges = SessionGauges()
 
     /// Reads the configuration from the master's pipe and sets everything up; nothing is received yet.
     public init(launch: WorkerLaunch, signals: SignalWaiter, logger: Logger) throws(WorkerError) {
@@ -103,6 +114,8 @@ public final class Worker {
                 return nil
             }
         }
+        stateFiles = configuration.templatesStateDirectory.isEmpty
+            ? nil : TemplateStateFiles(directory: configuration.templatesStateDirectory, slot: launch.slot)
         let batch = JSONMessageBatch(encoder: KFlowJSONEncoder(fields: fields), maxRecords: configuration.outputBatchRecords,
                                      keyMode: configuration.kafkaKey)
         sink = JSONFlowSink(batch: batch, transport: producer)
@@ -129,6 +142,7 @@ public final class Worker {
         var lastExportersPublishNs: UInt64 = 0
         let imported = importTemplateSnapshots()
         if imported > 0 { logger.info("worker \(launch.slot): \(imported) template(s) taken over from earlier workers") }
+        importTemplateState()
         let startNs = Clock.monotonicNanoseconds
         var lastImportNs = startNs
         var lastTemplatePublishNs: UInt64 = 0
@@ -192,6 +206,10 @@ public final class Worker {
                 publishTemplateSnapshot()
                 lastTemplatePublishNs = nowNs
             }
+            if stateDirty, nowNs &- lastStateWriteNs > Self.stateWriteIntervalNs {
+                writeTemplateState()
+                lastStateWriteNs = nowNs
+            }
             if nowNs &- lastExportersPublishNs > 1_000_000_000 {
                 publishExporters()
                 lastExportersPublishNs = nowNs
@@ -207,6 +225,7 @@ public final class Worker {
         // Stop receiving; what is queued in the socket stays for the sibling or next-generation worker.
         segment.setState(.draining)
         publishTemplateSnapshot()
+        if stateDirty { writeTemplateState() }
         sink.flush()
         // After a fatal error nothing will be delivered: purge at once instead of waiting out the flush.
         let flushMs = exitCode == 0 ? configuration.kafkaFlushTimeoutMilliseconds : 0
@@ -254,8 +273,11 @@ public final class Worker {
         readings.decode = decoder.statistics
         readings.kafka = producer.counters
         readings.kafkaQueueDepth = UInt64(producer.queueDepth)
-        readings.templatesActive = UInt64(decoder.activeTemplateCount)
-        readings.exportersActive = UInt64(decoder.sessionCount)
+        readings.templatesActive = sessionGauges.heardTemplates
+        readings.exportersActive = sessionGauges.heardSessions
+        readings.templatesImportedOnly = sessionGauges.importedOnlyTemplates
+        readings.exportersImportedOnly = sessionGauges.importedOnlySessions
+        readings.templateState = templateState
         readings.templateBytesActive = UInt64(decoder.activeTemplateBytes)
         for counter in WorkerCounter.allCases { segment[counter] = counter.metric.read(readings) }
         for kind in DecodeErrorKind.allCases { segment.setErrorCount(index: kind.rawValue, readings.decode.errors(kind)) }
@@ -263,10 +285,16 @@ public final class Worker {
 
     private func publishExporters() {
         var entries: [WorkerSegment.ExporterEntry] = []
-        decoder.forEachExporter { exporter, stats in
-            entries.append(.init(address: exporter.address, port: exporter.port, datagrams: stats.datagrams,
-                                 flows: stats.flowRecords, unknownTemplateSets: stats.setsWithUnknownTemplate))
+        var gauges = SessionGauges()
+        decoder.forEachSession { session in
+            let stats = session.statistics
+            entries.append(.init(address: session.exporter.address, port: session.exporter.port, datagrams: stats.datagrams,
+                                 flows: stats.flowRecords, unknownTemplateSets: stats.setsWithUnknownTemplate,
+                                 firstSeenSeconds: session.firstSeenSeconds, lastSeenSeconds: session.lastSeenSeconds,
+                                 templateCount: UInt32(clamping: session.templateCount), domains: session.domains))
+            gauges.count(session)
         }
+        sessionGauges = gauges
         // The busiest exporters first, so the table's capacity keeps the ones that matter.
         if entries.count > WorkerSegment.exporterCapacity { entries.sort { $0.datagrams > $1.datagrams } }
         segment.publishExporters(entries)
@@ -289,6 +317,58 @@ public final class Worker {
         return imported
     }
 
+    /// Imports every slot's file of the state directory (once, before the first datagram): the node's
+    /// templates from before its restart. A file that is not trusted or not a whole, valid snapshot is
+    /// rejected, logged and counted; the templates of a partly valid one before the bad entry are kept
+    /// (each entry stands on its own, as for an exchange).
+    private func importTemplateState() {
+        guard let stateFiles else { return }
+        do { try stateFiles.prepare() } catch {
+            logger.warning("worker \(launch.slot): \(error); templates will not be kept across restarts")
+        }
+        let now = Clock.wallSeconds
+        var imported = 0
+        for file in stateFiles.readAll() {
+            switch file.content {
+            case .failure(let error):
+                templateState.rejected &+= 1
+                logger.warning("worker \(launch.slot): template state file \(file.path) rejected: \(error.operation)")
+            case .success(let bytes):
+                imported += bytes.withUnsafeBytes { decoder.importTemplateSnapshot($0, nowSeconds: now, source: .disk) }
+                if let error = decoder.lastTemplateSnapshotError {
+                    templateState.rejected &+= 1
+                    logger.warning("worker \(launch.slot): template state file \(file.path) rejected: \(error)")
+                }
+            }
+        }
+        if imported > 0 { logger.info("worker \(launch.slot): \(imported) template(s) read from \(stateFiles.directory)") }
+        // Written soon even without a change: after a reload the old generation's last write must not
+        // be the file's final word.
+        stateDirty = true
+    }
+
+    /// Writes the last published snapshot to this slot's state file.
+    private func writeTemplateState() {
+        guard let stateFiles else { return }
+        stateDirty = false
+        // Normally the exchange's latest snapshot; without an exchange (or before its first publish) made here.
+        if snapshotBuffer.isEmpty || publishedTemplateGeneration != decoder.templateGeneration {
+            guard decoder.templateSnapshotSize <= TemplateExchange.capacity else { return }
+            decoder.writeTemplateSnapshot(into: &snapshotBuffer)
+        }
+        do {
+            try stateFiles.write(snapshotBuffer)
+            templateState.writes &+= 1
+            if stateWriteFailing { logger.notice("worker \(launch.slot): template state file \(stateFiles.path) written again") }
+            stateWriteFailing = false
+        } catch {
+            templateState.writeErrors &+= 1
+            // Logged when it starts failing, not at every retry.
+            if !stateWriteFailing { logger.error("worker \(launch.slot): template state not kept: \(error)") }
+            stateWriteFailing = true
+        }
+    }
+
     /// Unmaps and closes the predecessors' exchanges (their regions go with the last reference).
     private func releaseTemplateSources() { templateSources = [] }
 
@@ -307,9 +387,29 @@ public final class Worker {
         decoder.writeTemplateSnapshot(into: &snapshotBuffer)
         if exchange.publish(snapshotBuffer) {
             publishedTemplateGeneration = generation
+            stateDirty = stateFiles != nil
         } else if publishedTemplateGeneration != generation {
             logger.warning("template snapshot of \(snapshotBuffer.count) bytes exceeds the exchange; successors will relearn templates")
             publishedTemplateGeneration = generation
+        }
+    }
+}
+
+/// The session gauges of one worker: sessions that sent it datagrams, and those it holds only from an
+/// import (a sibling's, predecessor's or state file's templates), with their templates.
+struct SessionGauges {
+    var heardSessions: UInt64 = 0
+    var heardTemplates: UInt64 = 0
+    var importedOnlySessions: UInt64 = 0
+    var importedOnlyTemplates: UInt64 = 0
+
+    mutating func count(_ session: FlowDecoder.SessionSummary) {
+        if session.heard {
+            heardSessions += 1
+            heardTemplates += UInt64(session.templateCount)
+        } else {
+            importedOnlySessions += 1
+            importedOnlyTemplates += UInt64(session.templateCount)
         }
     }
 }

@@ -26,6 +26,8 @@ public enum WorkerCounter: Int, CaseIterable, Sendable {
     case recordsWithoutFlowFields, datagramsWithoutSession
     case templateBytesActive
     case ipfixMessages, netflowV9Messages, netflowV5Messages
+    case exportersImportedOnly, templatesImportedOnly
+    case templateStateRejected, templateStateWrites, templateStateWriteErrors
 
     /// How the master exposes a counter, and what the worker stores in its slot.
     public struct Metric: Sendable {
@@ -74,8 +76,8 @@ public enum WorkerCounter: Int, CaseIterable, Sendable {
         case .kafkaQueueFullDrops: Metric("kflow_kafka_queue_full_drops_total", "Messages dropped because the producer queue was full.") { $0.kafka.queueFullDrops }
         case .kafkaProduceErrors: Metric("kflow_kafka_produce_errors_total", "Messages the producer refused for another reason.") { $0.kafka.produceErrors }
         case .kafkaQueueDepth: Metric("kflow_kafka_queue_depth", "Messages waiting in the producers' queues.", kind: .gauge) { $0.kafkaQueueDepth }
-        case .templatesActive: Metric("kflow_templates_active", "Templates currently cached.", kind: .gauge) { $0.templatesActive }
-        case .exportersActive: Metric("kflow_exporters_active", "Exporter sessions currently tracked.", kind: .gauge) { $0.exportersActive }
+        case .templatesActive: Metric("kflow_templates_active", "Templates cached for exporter sessions that sent data to kflow, each counted once.", kind: .gauge) { $0.templatesActive }
+        case .exportersActive: Metric("kflow_exporters_active", "Exporter sessions (address and source port) that sent datagrams to kflow and are still tracked, each counted once.", kind: .gauge) { $0.exportersActive }
         case .kafkaRecordsProduced: Metric("kflow_kafka_records_produced_total", "Flow records in the messages handed to the Kafka producer (equals messages unless output.batch.records > 1).") { $0.kafka.recordsProduced }
         case .kafkaRecordsDelivered: Metric("kflow_kafka_records_delivered_total", "Flow records in messages the broker acknowledged.") { $0.kafka.recordsDelivered }
         case .kafkaRecordsFailed: Metric("kflow_kafka_records_failed_total", "Flow records in messages that failed delivery, purges included.") { $0.kafka.recordsFailed }
@@ -93,6 +95,11 @@ public enum WorkerCounter: Int, CaseIterable, Sendable {
         case .ipfixMessages: Self.messages("ipfix") { $0.decode.ipfixMessages }
         case .netflowV9Messages: Self.messages("netflow_v9") { $0.decode.netflowV9Messages }
         case .netflowV5Messages: Self.messages("netflow_v5") { $0.decode.netflowV5Messages }
+        case .exportersImportedOnly: Metric("kflow_exporters_imported_only", "Exporter sessions a worker holds only from imported templates (a sibling, predecessor or state file), summed over workers: no datagram of theirs reached that worker.", kind: .gauge) { $0.exportersImportedOnly }
+        case .templatesImportedOnly: Metric("kflow_templates_imported_only", "Templates of those sessions, summed over workers.", kind: .gauge) { $0.templatesImportedOnly }
+        case .templateStateRejected: Metric("kflow_template_state_rejected_total", "Template state files (templates.state.dir) rejected at start: corrupt, truncated, foreign or unsafe to trust; each is logged.") { $0.templateState.rejected }
+        case .templateStateWrites: Metric("kflow_template_state_writes_total", "Template state files written (atomically: temporary file, fsync, rename).") { $0.templateState.writes }
+        case .templateStateWriteErrors: Metric("kflow_template_state_write_errors_total", "Template state files that could not be written; logged.") { $0.templateState.writeErrors }
         }
     }
 
@@ -129,6 +136,16 @@ public struct WorkerReadings: Sendable {
     public var kafkaQueueDepth: UInt64 = 0
     public var templatesActive: UInt64 = 0
     public var exportersActive: UInt64 = 0
+    public var exportersImportedOnly: UInt64 = 0
+    public var templatesImportedOnly: UInt64 = 0
+    /// What the worker did with its template state file.
+    public struct TemplateState: Sendable {
+        public var rejected: UInt64 = 0
+        public var writes: UInt64 = 0
+        public var writeErrors: UInt64 = 0
+        public init() {}
+    }
+    public var templateState = TemplateState()
     public var templateBytesActive: UInt64 = 0
 
     public init() {}

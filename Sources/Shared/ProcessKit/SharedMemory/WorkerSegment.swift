@@ -21,22 +21,42 @@ public final class WorkerSegment: @unchecked Sendable {
         public var datagrams: UInt64
         public var flows: UInt64
         public var unknownTemplateSets: UInt64
+        /// Wall-clock seconds of the session's first and latest datagram at this worker; 0 = none (a
+        /// session this worker holds only from an imported template).
+        public var firstSeenSeconds: UInt32 = 0
+        public var lastSeenSeconds: UInt32 = 0
+        public var templateCount: UInt32 = 0
+        /// How many observation domains it holds templates for, and the first `domainCapacity` of them.
+        public var domainCount: UInt32 = 0
+        public var domains: [UInt32] = []
 
-        public init(address: IPAddress, port: UInt16, datagrams: UInt64, flows: UInt64, unknownTemplateSets: UInt64) {
+        public init(address: IPAddress, port: UInt16, datagrams: UInt64, flows: UInt64, unknownTemplateSets: UInt64,
+                    firstSeenSeconds: UInt32 = 0, lastSeenSeconds: UInt32 = 0, templateCount: UInt32 = 0,
+                    domains: [UInt32] = []) {
             self.address = address
             self.port = port
             self.datagrams = datagrams
             self.flows = flows
             self.unknownTemplateSets = unknownTemplateSets
+            self.firstSeenSeconds = firstSeenSeconds
+            self.lastSeenSeconds = lastSeenSeconds
+            self.templateCount = templateCount
+            self.domainCount = UInt32(clamping: domains.count)
+            self.domains = Array(domains.prefix(WorkerSegment.domainCapacity))
         }
+
+        /// True when a datagram of this session reached the worker.
+        public var heard: Bool { firstSeenSeconds != 0 }
     }
 
     static let magic: UInt64 = 0x4B46_4C4F_5753_4547  // "KFLOWSEG"
-    static let layoutVersion: UInt64 = 1
+    static let layoutVersion: UInt64 = 2
     public static let counterCapacity = 64
     public static let errorKindCapacity = 128
     public static let exporterCapacity = 512
-    static let exporterWords = 6
+    static let exporterWords = 10
+    /// Observation domains listed per exporter entry (two per word); the count says if there are more.
+    public static let domainCapacity = 4
     /// Tries of a reader before it gives up on a worker that keeps rewriting its exporter table.
     static let exporterReadAttempts = 8
 
@@ -121,6 +141,14 @@ public final class WorkerSegment: @unchecked Sendable {
                 store(word: base + 3, e.datagrams)
                 store(word: base + 4, e.flows)
                 store(word: base + 5, e.unknownTemplateSets)
+                store(word: base + 6, UInt64(e.firstSeenSeconds) << 32 | UInt64(e.lastSeenSeconds))
+                store(word: base + 7, UInt64(e.templateCount) << 32 | UInt64(e.domainCount))
+                var domainWords: [UInt64] = [0, 0]
+                for (i, domain) in e.domains.prefix(Self.domainCapacity).enumerated() {
+                    domainWords[i / 2] |= UInt64(domain) << (i % 2 == 0 ? 32 : 0)
+                }
+                store(word: base + 8, domainWords[0])
+                store(word: base + 9, domainWords[1])
                 count += 1
             }
             store(word: Self.exporterCountOffset, UInt64(count))
@@ -137,11 +165,21 @@ public final class WorkerSegment: @unchecked Sendable {
                 let base = Self.exportersOffset + i * Self.exporterWords
                 let tag = load(word: base + 2)
                 let family = IPAddress.Family(rawValue: UInt8(truncatingIfNeeded: tag >> 16)) ?? .none
-                result.append(ExporterEntry(
+                let seen = load(word: base + 6), counts = load(word: base + 7)
+                let domainCount = Int(UInt32(truncatingIfNeeded: counts))
+                let domainWords = [load(word: base + 8), load(word: base + 9)]
+                let domains = (0..<min(domainCount, Self.domainCapacity)).map { i in
+                    UInt32(truncatingIfNeeded: domainWords[i / 2] >> (i % 2 == 0 ? 32 : 0))
+                }
+                var entry = ExporterEntry(
                     address: IPAddress(high: load(word: base), low: load(word: base + 1), family: family),
                     port: UInt16(truncatingIfNeeded: tag),
                     datagrams: load(word: base + 3), flows: load(word: base + 4),
-                    unknownTemplateSets: load(word: base + 5)))
+                    unknownTemplateSets: load(word: base + 5),
+                    firstSeenSeconds: UInt32(truncatingIfNeeded: seen >> 32), lastSeenSeconds: UInt32(truncatingIfNeeded: seen),
+                    templateCount: UInt32(truncatingIfNeeded: counts >> 32), domains: domains)
+                entry.domainCount = UInt32(domainCount)
+                result.append(entry)
             }
             return result
         }
