@@ -36,8 +36,6 @@ class TopicReader:
         self.assigned: set[int] = set()
         self.records: list[dict] = []
         self.raw: list[bytes] = []
-        # (partition, key, payload) of every message `read_values` read, for tests of message keys.
-        self.messages: list[tuple[int, bytes | None, bytes]] = []
         if partitions is not None:
             self._assign(range(partitions))
 
@@ -81,7 +79,6 @@ class TopicReader:
             if message is None or message.error() is not None:
                 continue
             self.raw.append(message.value() or b"")
-            self.messages.append((message.partition(), message.key(), message.value() or b""))
         return self.raw
 
     def read(self, count: int, timeout: float, settle: float = 1.0) -> list[dict]:
