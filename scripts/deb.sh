@@ -51,8 +51,11 @@ grep -qE '^[a-z][a-z0-9.]*=' <<<"$reference" || fail "kflow-master --print-refer
     "# Every setting is listed below, commented out, at its built-in default: uncomment a line to change it," \
     "# then run 'kflow-master --check-config --config /etc/kflow/kflow.properties' and 'systemctl reload kflow'." \
     "#"
-  sed -E 's/^([a-z][a-z0-9.]*=)/#\1/' <<<"$reference"
+  # Templates survive restarts in the unit's StateDirectory= (the one setting the package changes).
+  sed -E 's/^([a-z][a-z0-9.]*=)/#\1/; s|^#templates\.state\.dir=$|templates.state.dir=/var/lib/kflow|' <<<"$reference"
 } >"$stage/kflow.properties"
+grep -qx 'templates.state.dir=/var/lib/kflow' "$stage/kflow.properties" \
+  || fail "the reference configuration has no empty templates.state.dir line to set for the package"
 
 log "dpkg-buildpackage in $stage"
 (cd "$stage" && dpkg-buildpackage -b -uc -us >&2)

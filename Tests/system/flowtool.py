@@ -3,7 +3,7 @@
 Every flow of batch B carries pkts=B and bytes=index (0..count-1), so a collector that loses, duplicates
 or garbles records is caught by looking for exactly those (pkts, bytes) pairs in the topic.
 
-  flowtool.py send    --batch B --count N [--rate FLOWS_PER_S] [--port 4739]
+  flowtool.py send    --batch B --count N [--rate FLOWS_PER_S] [--port 4739] [--source-port P] [--no-template] [--domain D]
   flowtool.py collect --batch B --count N [--timeout S] [--topic ipfix] [--bootstrap 127.0.0.1:9092]
   flowtool.py absent  --batch B [--wait S]     (how many records of batch B are in Kafka right now)
 
@@ -31,15 +31,20 @@ def flow(batch: int, index: int) -> ipfix.Flow:
                       dstp=443, proto=6, flags=0x18, bytes=index, pkts=batch)
 
 
-def send(batch: int, count: int, rate: float, port: int) -> None:
+def send(batch: int, count: int, rate: float, port: int, source_port: int = 0, template: bool = True,
+         domain: int | None = None) -> None:
     sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    if source_port:
+        sock.bind(("127.0.0.1", source_port))  # one exporter session across runs (templates are per session)
     start = time.monotonic()
     sequence = 0
     for first in range(0, count, FLOWS_PER_MESSAGE):
         flows = [flow(batch, i) for i in range(first, min(count, first + FLOWS_PER_MESSAGE))]
-        # The template goes with every message: a worker of a new generation must decode the first
-        # datagram it sees.
-        sock.sendto(ipfix.flow_message(flows, int(time.time()), sequence=sequence, domain=batch), ("127.0.0.1", port))
+        # The template goes with every message (unless told not to): a worker of a new generation must
+        # decode the first datagram it sees.
+        message = ipfix.flow_message(flows, int(time.time()), sequence=sequence, domain=domain if domain is not None else batch,
+                                    with_template=template)
+        sock.sendto(message, ("127.0.0.1", port))
         sequence += len(flows)
         if rate > 0:
             ahead = start + (first + len(flows)) / rate - time.monotonic()
@@ -85,13 +90,16 @@ def main() -> int:
     parser.add_argument("--count", type=int, default=0)
     parser.add_argument("--rate", type=float, default=0)
     parser.add_argument("--port", type=int, default=4739)
+    parser.add_argument("--source-port", type=int, default=0)
+    parser.add_argument("--no-template", action="store_true")
+    parser.add_argument("--domain", type=int, default=None, help="observation domain (default: the batch)")
     parser.add_argument("--timeout", type=float, default=30)
     parser.add_argument("--wait", type=float, default=2)
     parser.add_argument("--bootstrap", default="127.0.0.1:9092")
     parser.add_argument("--topic", default="ipfix")
     args = parser.parse_args()
     if args.command == "send":
-        send(args.batch, args.count, args.rate, args.port)
+        send(args.batch, args.count, args.rate, args.port, args.source_port, not args.no_template, args.domain)
         return 0
     if args.command == "collect":
         return collect(args.batch, args.count, args.timeout, args.bootstrap, args.topic)

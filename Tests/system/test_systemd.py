@@ -117,9 +117,10 @@ def guest_now(guest: Guest) -> str:
     return guest.run(["date", "+%Y-%m-%d %H:%M:%S"]).stdout.strip()
 
 
-def send_flows(guest: Guest, batch: int, count: int, rate: float = 4000) -> subprocess.Popen:
+def send_flows(guest: Guest, batch: int, count: int, rate: float = 4000, extra: list[str] | None = None) -> subprocess.Popen:
     return subprocess.Popen(
-        guest.netns_argv([PYTHON, FLOWTOOL, "send", "--batch", str(batch), "--count", str(count), "--rate", str(rate)]),
+        guest.netns_argv([PYTHON, FLOWTOOL, "send", "--batch", str(batch), "--count", str(count), "--rate", str(rate),
+                          *(extra or [])]),
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
@@ -297,6 +298,22 @@ def test_a_master_that_stops_pinging_the_watchdog_is_restarted(guest: Guest):
     finally:
         guest.run(["rm", "-rf", "/run/systemd/system/kflow.service.d"], check=False)
         guest.run(["systemctl", "daemon-reload"], check=False)
+
+
+def test_templates_survive_a_restart_of_the_service(guest: Guest):
+    # One exporter session (fixed source port), templates and data; then, after a restart, data only.
+    session = ["--source-port", "47390", "--domain", "9"]
+    finish(send_flows(guest, batch=8, count=400, extra=session))
+    assert_all_delivered(guest, 8, 400, "before the restart")
+    since = guest_now(guest)
+    guest.run(["systemctl", "restart", UNIT], timeout=90)
+    wait_active(guest)
+    files = guest.run(["ls", "-l", "/var/lib/kflow/"], check=False).stdout
+    assert "templates-0.kfts" in files, f"no template state in /var/lib/kflow:\n{files}"
+    finish(send_flows(guest, batch=9, count=400, extra=session + ["--no-template"]))
+    assert_all_delivered(guest, 9, 400, "data sets sent without templates after a restart")
+    log = journal(guest, since)
+    assert "read from /var/lib/kflow" in log and "rejected" not in log, log[-3000:]
 
 
 def test_stop_flushes_what_the_producers_hold(guest: Guest):
