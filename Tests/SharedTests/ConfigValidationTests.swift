@@ -2,6 +2,7 @@ import Testing
 @testable import FlowModel
 @testable import KafkaOutput
 @testable import Config
+@testable import Output
 
 @Suite struct ConfigValidationTests {
     /// (key, a value it must refuse, what the message must say about it)
@@ -39,7 +40,27 @@ import Testing
         ("server.allow", "10.0.0.1/8", "has entry '10.0.0.1/8' that is not a CIDR block: its address has bits set beyond the /8 prefix (did you mean 10.0.0.0/8?)"),
         ("server.allow", "10.0.0.0/8,example.net", "has entry 'example.net' that is not a CIDR block: 'example.net' is not an IPv4 or IPv6 address"),
         ("server.allow", "2001:db8::/129", "has entry '2001:db8::/129' that is not a CIDR block: '/129' is not a prefix length from 0 to 128"),
+        ("kafka.key", "src", "is not one of none, exporter, exporter-domain, exporter:N (N = 1-4096), flow, flow-symmetric"),
+        ("kafka.key", "exporter:0", "is not one of none, exporter, exporter-domain, exporter:N (N = 1-4096), flow, flow-symmetric"),
+        ("templates.state.dir", "var/lib/kflow", "is not an absolute directory path (or empty)"),
     ]
+
+    @Test func aKeyedProducerPlacesKeysLikeJavaUnlessAPartitionerIsSet() throws {
+        #expect(!KflowConfiguration.defaults.producerProperties.contains { $0.name == "partitioner" })
+        var sources = testSources(commandLine: [CommandLineOverride(key: "kafka.key", value: "flow-symmetric", argument: "-k")])
+        sources.checksKafkaPropertiesWithLibrdkafka = false
+        let keyed = try sources.load()
+        #expect(keyed.kafkaKey == .flowSymmetric)
+        #expect(keyed.producerProperties.first { $0.name == "partitioner" }?.value == "murmur2_random")
+        sources = testSources(commandLine: [
+            CommandLineOverride(key: "kafka.key", value: "exporter:8", argument: "-k"),
+            CommandLineOverride(key: "kafka.props.partitioner", value: "consistent_random", argument: "-p"),
+        ])
+        sources.checksKafkaPropertiesWithLibrdkafka = false
+        let chosen = try sources.load()
+        #expect(chosen.kafkaKey == .exporterSpread(8))
+        #expect(chosen.producerProperties.filter { $0.name == "partitioner" }.map(\.value) == ["consistent_random"])
+    }
 
     @Test(arguments: refusals)
     func invalidValueInFileNamesKeyValueAndLine(key: String, value: String, problem: String) throws {

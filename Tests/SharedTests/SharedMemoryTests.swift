@@ -92,6 +92,18 @@ private func isOpen(_ fd: Int32) -> Bool { fcntl(fd, F_GETFD) != -1 }
         let read = try #require(segment.readExporters())
         #expect(read.count == 1)
         #expect(read.first?.flows == 50 && read.first?.port == 2055)
+        #expect(read.first?.heard == false)
+
+        // What /exporters shows: first and last datagram, template count, observation domains (4 listed).
+        let busy = WorkerSegment.ExporterEntry(
+            address: IPAddress(high: 0x2001_0DB8_0000_0000, low: 9, family: .v6), port: 4739, datagrams: 7, flows: 70,
+            unknownTemplateSets: 0, firstSeenSeconds: 1_700_000_000, lastSeenSeconds: 1_700_000_060, templateCount: 12,
+            domains: [0, 1, 70000, UInt32.max, 5])
+        workerSide.publishExporters([entry, busy])
+        let second = try #require(segment.readExporters()?.last)
+        #expect(second.address == busy.address && second.heard)
+        #expect((second.firstSeenSeconds, second.lastSeenSeconds, second.templateCount) == (1_700_000_000, 1_700_000_060, 12))
+        #expect(second.domains == [0, 1, 70000, UInt32.max] && second.domainCount == 5)
 
         let exchange = try TemplateExchange(creating: "kflow-test-templates")
         let reader = try TemplateExchange(attaching: dup(exchange.fd), writable: false)

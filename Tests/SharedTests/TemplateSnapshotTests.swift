@@ -183,6 +183,28 @@ import Testing
         snapshot.withUnsafeBytes { decoder.importTemplateSnapshot($0, nowSeconds: nowSeconds) }
     }
 
+    /// The sources of every template in a snapshot, as the master's /templates reads them.
+    static func sources(in snapshot: [UInt8]) -> [TemplateSource] {
+        snapshot.withUnsafeBytes { TemplateSnapshot.read($0).domains.flatMap { $0.templates.map(\.source) } }
+    }
+
+    @Test func eachTemplateRecordsHowTheWorkerGotItAndTheSnapshotCarriesIt() {
+        let learner = FlowDecoder()
+        _ = learner.decode(IPFIX.message(sets: [Self.portsTemplate]), nowSeconds: Self.now)
+        #expect(Self.sources(in: Self.snapshot(of: learner)) == [.wire])
+
+        let restarted = FlowDecoder()
+        let imported = Self.snapshot(of: learner).withUnsafeBytes { restarted.importTemplateSnapshot($0, nowSeconds: Self.now + 1, source: .disk) }
+        #expect(imported == 1)
+        #expect(Self.sources(in: Self.snapshot(of: restarted)) == [.disk])
+        let sibling = FlowDecoder()
+        Self.importing(Self.snapshot(of: restarted), into: sibling)
+        #expect(Self.sources(in: Self.snapshot(of: sibling)) == [.sibling], "an importer records its own source")
+        // The exporter re-sends the same template: from now on this worker has it from the wire.
+        _ = restarted.decode(IPFIX.message(sets: [Self.portsTemplate]), nowSeconds: Self.now + 2)
+        #expect(Self.sources(in: Self.snapshot(of: restarted)) == [.wire])
+    }
+
     @Test func aTemplateExpiredByTheImportersClockIsNotImported() {
         let configuration = DecoderConfiguration(templateLifetimeSeconds: 100)
         let learner = FlowDecoder(configuration: configuration)
