@@ -88,8 +88,7 @@ enum Inventory {
         }
         var json = JSONText()
         json.raw("{\"exporters\":[")
-        for (index, key) in sessions.keys.sorted().enumerated() {
-            let m = sessions[key]!
+        for (index, (key, m)) in sessions.sorted(by: { $0.key < $1.key }).enumerated() {
             if index > 0 { json.raw(",") }
             json.raw("{\"address\":"); json.string(key.address.unmapped.description)
             json.raw(",\"port\":\(key.port),\"heard\":\(!m.heardBy.isEmpty)")
@@ -133,7 +132,7 @@ enum Inventory {
                     if var held = sessions[session]?[key] {
                         held.sources.append((slot, t.source))
                         if t.lastRefreshedSeconds > held.template.lastRefreshedSeconds { held.template = t }
-                        sessions[session]![key] = held
+                        sessions[session, default: [:]][key] = held
                     } else if count < maxTemplates {
                         sessions[session, default: [:]][key] = Held(template: t, sources: [(slot, t.source)])
                         count += 1
@@ -145,13 +144,11 @@ enum Inventory {
         }
         var json = JSONText()
         json.raw("{\"now\":\(nowSeconds),\"sessions\":[")
-        for (index, session) in sessions.keys.sorted().enumerated() {
+        for (index, (session, templates)) in sessions.sorted(by: { $0.key < $1.key }).enumerated() {
             if index > 0 { json.raw(",") }
             json.raw("{\"exporter\":"); json.string(session.address.unmapped.description)
             json.raw(",\"port\":\(session.port),\"templates\":[")
-            let templates = sessions[session]!
-            for (i, key) in templates.keys.sorted().enumerated() {
-                let held = templates[key]!
+            for (i, (key, held)) in templates.sorted(by: { $0.key < $1.key }).enumerated() {
                 let t = held.template
                 if i > 0 { json.raw(",") }
                 // The node's source: the most direct any worker has (wire before disk, fleet, sibling).
