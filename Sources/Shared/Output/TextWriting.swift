@@ -80,7 +80,7 @@ public enum TextLimits {
 
     /// Unsigned decimal without leading zeros. Large values are split into 8-digit blocks with one
     /// division each, so the digit pairs of a block are computed independently rather than in a chain.
-    @inlinable mutating func appendDecimal(_ value: UInt64) {
+    @inlinable @inline(__always) mutating func appendDecimal(_ value: UInt64) {
         var local = TextCursor(position)  // in a register, see appendIPv6
         if value < 100_000_000 {
             local.appendDecimal(below100Million: UInt32(truncatingIfNeeded: value))
@@ -104,7 +104,7 @@ public enum TextLimits {
     @inlinable mutating func appendDecimal(_ value: UInt16) { appendDecimal(below100Million: UInt32(value)) }
     @inlinable mutating func appendDecimal(_ value: UInt8) { appendDecimal(below10Thousand: UInt32(value)) }
 
-    @inlinable mutating func appendDecimal(below100Million value: UInt32) {
+    @inlinable @inline(__always) mutating func appendDecimal(below100Million value: UInt32) {
         if value < 10_000 {
             appendDecimal(below10Thousand: value)
         } else {
@@ -114,7 +114,7 @@ public enum TextLimits {
         }
     }
 
-    @inlinable mutating func appendDecimal(below10Thousand value: UInt32) {
+    @inlinable @inline(__always) mutating func appendDecimal(below10Thousand value: UInt32) {
         if value < 10 {
             append(UInt8(truncatingIfNeeded: value) &+ UInt8(ascii: "0"))
         } else if value < 100 {
