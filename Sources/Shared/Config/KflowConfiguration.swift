@@ -64,6 +64,9 @@ public struct KflowConfiguration: Sendable {
     public var templatesMaxBytes = 0
     public var templatesMaxBytesPerSession = 0
     public var exportersMaxPerAddress = 0
+    /// UDP port of the sFlow v5 listener (a second SO_REUSEPORT group on `serverHost`); 0 = none. sFlow
+    /// sent to `serverPort` is decoded too.
+    public var sflowPort: UInt16 = 0
 
     /// Where each effective key's value came from; not part of equality (the same settings from a
     /// different layer are the same configuration).
@@ -78,6 +81,10 @@ public struct KflowConfiguration: Sendable {
             preconditionFailure("the built-in reference configuration is invalid: \(error)")
         }
     }
+
+    /// The port of the separate sFlow listener: nil when sflow.port is 0 or server.port (sFlow arriving
+    /// there is decoded anyway).
+    public var sflowListenerPort: UInt16? { sflowPort != 0 && sflowPort != serverPort ? sflowPort : nil }
 
     /// The number of workers to run for `server.threads` on a machine with `onlineCPUs` CPUs.
     public func workerCount(onlineCPUs: Int) -> Int {
@@ -124,6 +131,7 @@ enum ConfigurationKey: String, CaseIterable {
     case templatesMaxBytes = "templates.max.bytes"
     case templatesMaxBytesPerSession = "templates.max.bytes.per.session"
     case exportersMaxPerAddress = "exporters.max.per.address"
+    case sflowPort = "sflow.port"
 
     static let kafkaPropsPrefix = "kafka.props."
 
@@ -177,6 +185,7 @@ enum ConfigurationKey: String, CaseIterable {
         case .templatesMaxBytes: return .integer(\.templatesMaxBytes, 65536...(1 << 40))
         case .templatesMaxBytesPerSession: return .integer(\.templatesMaxBytesPerSession, 65536...(1 << 40))
         case .exportersMaxPerAddress: return .integer(\.exportersMaxPerAddress, 1...maxInt32)
+        case .sflowPort: return .port(\.sflowPort, 0...65535, problem: "is not a port number (1-65535, or 0 for no sFlow listener)")
         }
     }
 

@@ -78,5 +78,8 @@ templates.max.bytes=67108864
 templates.max.bytes.per.session=4194304
 # Exporter sessions (source ports) per exporter address: a host cycling ports evicts only its own.
 exporters.max.per.address=64
+# UDP port for sFlow v5 (a second socket per worker on server.host, same server.allow); 0 = no
+# sFlow listener. sFlow sent to server.port is recognised and decoded there too.
+sflow.port=6343
 """#
 }

@@ -31,6 +31,19 @@ public final class WorkerSegment: @unchecked Sendable {
         }
     }
 
+    /// One sFlow agent's sampling figures (`FlowDecoder.forEachSFlowAgent`), by agent address.
+    public struct SFlowAgentEntry: Equatable, Sendable {
+        public var agent: IPAddress
+        public var samplePool: UInt64
+        public var samplesDropped: UInt64
+
+        public init(agent: IPAddress, samplePool: UInt64, samplesDropped: UInt64) {
+            self.agent = agent
+            self.samplePool = samplePool
+            self.samplesDropped = samplesDropped
+        }
+    }
+
     static let magic: UInt64 = 0x4B46_4C4F_5753_4547  // "KFLOWSEG"
     static let layoutVersion: UInt64 = 1
     public static let counterCapacity = 64
@@ -47,11 +60,18 @@ public final class WorkerSegment: @unchecked Sendable {
     static let exporterSequenceOffset = errorsOffset + errorKindCapacity
     static let exporterCountOffset = exporterSequenceOffset + 1
     static let exportersOffset = exporterCountOffset + 1
-    public static let byteSize = (exportersOffset + exporterCapacity * exporterWords) * 8
+    // The sFlow agent table (behind its own seqlock) follows the exporter table.
+    public static let sflowAgentCapacity = 256
+    static let sflowAgentWords = 5
+    static let sflowAgentSequenceOffset = exportersOffset + exporterCapacity * exporterWords
+    static let sflowAgentCountOffset = sflowAgentSequenceOffset + 1
+    static let sflowAgentsOffset = sflowAgentCountOffset + 1
+    public static let byteSize = (sflowAgentsOffset + sflowAgentCapacity * sflowAgentWords) * 8
 
     private let region: SharedMemoryRegion
     private let words: UnsafeMutablePointer<UInt64>
     private let exporterLock: SeqLock
+    private let sflowAgentLock: SeqLock
     /// The memfd, for handing to the worker.
     public var fd: Int32 { region.fd }
 
@@ -73,6 +93,7 @@ public final class WorkerSegment: @unchecked Sendable {
     private init(region: consuming SharedMemoryRegion) {
         words = region.word(0)
         exporterLock = SeqLock(sequence: region.word(Self.exporterSequenceOffset))
+        sflowAgentLock = SeqLock(sequence: region.word(Self.sflowAgentSequenceOffset))
         self.region = region
     }
 
@@ -144,6 +165,36 @@ public final class WorkerSegment: @unchecked Sendable {
                     unknownTemplateSets: load(word: base + 5)))
             }
             return result
+        }
+    }
+
+    // MARK: sFlow agents (behind their seqlock, rewritten as a whole like the exporters)
+    public func publishSFlowAgents(_ entries: some Sequence<SFlowAgentEntry>) {
+        sflowAgentLock.write {
+            var count = 0
+            for e in entries where count < Self.sflowAgentCapacity {
+                let base = Self.sflowAgentsOffset + count * Self.sflowAgentWords
+                store(word: base, e.agent.high)
+                store(word: base + 1, e.agent.low)
+                store(word: base + 2, UInt64(e.agent.family.rawValue))
+                store(word: base + 3, e.samplePool)
+                store(word: base + 4, e.samplesDropped)
+                count += 1
+            }
+            store(word: Self.sflowAgentCountOffset, UInt64(count))
+        }
+    }
+
+    /// A consistent copy of the sFlow agent table, or nil if the worker kept rewriting it.
+    public func readSFlowAgents() -> [SFlowAgentEntry]? {
+        sflowAgentLock.read(attempts: Self.exporterReadAttempts) {
+            let count = min(Int(load(word: Self.sflowAgentCountOffset)), Self.sflowAgentCapacity)
+            return (0..<count).map { i in
+                let base = Self.sflowAgentsOffset + i * Self.sflowAgentWords
+                let family = IPAddress.Family(rawValue: UInt8(truncatingIfNeeded: load(word: base + 2))) ?? .none
+                return SFlowAgentEntry(agent: IPAddress(high: load(word: base), low: load(word: base + 1), family: family),
+                                       samplePool: load(word: base + 3), samplesDropped: load(word: base + 4))
+            }
         }
     }
 }
