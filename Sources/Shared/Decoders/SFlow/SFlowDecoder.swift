@@ -218,8 +218,10 @@ enum SFlowDecoder {
                 fits = decodeIPData(bytes, body, v6: format == ipv6Data, into: &record)
             case extendedSwitch:
                 fits = body.count >= 16
-                if fits {
-                    record.vlan = UInt16(truncatingIfNeeded: bytes.readBE32(at: start))
+                // The incoming VLAN; 0 (untagged) and values beyond 12 bits (agents send 0xFFFFFFFF for
+                // unknown) leave what the packet's own tag said.
+                if fits, case let vid = bytes.readBE32(at: start), vid > 0, vid < 4096 {
+                    record.vlan = UInt16(vid)
                     record.present.insert(.vlan)
                 }
             case extendedRouter:
@@ -363,11 +365,12 @@ struct PacketHeader {
         // 802.1Q, 802.1ad (QinQ) and the older 0x9100 QinQ tag; each consumes 4 octets: bounded by the header.
         while type == 0x8100 || type == 0x88A8 || type == 0x9100 {
             guard has(4) else { return false }
-            if !tagged {
-                record.vlan = bytes.readBE16(at: offset) & 0x0FFF
+            // The outermost tag's VID; 0 is a priority tag, no VLAN.
+            if !tagged, case let vid = bytes.readBE16(at: offset) & 0x0FFF, vid != 0 {
+                record.vlan = vid
                 record.present.insert(.vlan)
-                tagged = true
             }
+            tagged = true
             type = bytes.readBE16(at: offset + 2)
             offset += 4
         }
