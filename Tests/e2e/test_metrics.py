@@ -77,8 +77,9 @@ def test_the_readme_metrics_table_and_the_exposed_families_match_with_their_labe
     families = documented_families()
     assert len(families) >= 30, f"the README table parsed into only {len(families)} families: {sorted(families)}"
     send_some_flows(kflow)
-    # Workers publish their exporter tables once a second, after the counters.
-    metrics = wait_until(lambda: (m := kflow.metrics()).total("kflow_exporter_flows_total") >= 10 and m, 3, 0.1,
+    # Workers publish their exporter and sFlow agent tables once a second, after the counters: 10 IPFIX
+    # flows and the sFlow one.
+    metrics = wait_until(lambda: (m := kflow.metrics()).total("kflow_exporter_flows_total") >= 11 and m, 3, 0.1,
                          "the exporter's flows in kflow_exporter_flows_total")
     declared = set(re.findall(r"^# TYPE (\S+) ", metrics.text, re.M))
     missing = sorted(set(families) - declared)
