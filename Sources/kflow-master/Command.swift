@@ -120,7 +120,10 @@ struct KflowMasterCommand: ParsableCommand {
             SDDaemonLogHandler(label: label, level: loaded.configuration.logLevel.loggerLevel)
         }
         for notice in loaded.notices { logger.notice("\(notice)") }
-        let status = MasterMain.run(sources: sources, configuration: loaded.configuration)
+        // Reloads re-read the sources in the running master, whose loop must not wait for librdkafka.
+        var reloadSources = sources
+        reloadSources.kafkaCheckTeardown = .background
+        let status = MasterMain.run(sources: reloadSources, configuration: loaded.configuration)
         if status != 0 { throw ExitCode(status) }
     }
 

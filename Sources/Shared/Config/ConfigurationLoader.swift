@@ -27,7 +27,7 @@ enum ConfigurationLoader {
 
         let lookup = LayeredLookup(layers: [commandLine.layer, environment.layer, file.layer, defaults.layer])
         var resolver = Resolver(lookup: lookup, outputFieldNames: sources.outputFieldNames, issues: issues)
-        let configuration = resolver.resolve(checkingWithLibrdkafka: sources.checksKafkaPropertiesWithLibrdkafka)
+        let configuration = resolver.resolve(checkingWithLibrdkafka: sources.checksKafkaPropertiesWithLibrdkafka, teardown: sources.kafkaCheckTeardown)
         guard let configuration, resolver.issues.isEmpty else {
             throw ConfigurationError(issues: resolver.issues)
         }
@@ -53,7 +53,7 @@ enum ConfigurationLoader {
         defaults.entries.removeAll { $0.key.hasPrefix(ConfigurationKey.kafkaPropsPrefix) }
         let lookup = LayeredLookup(layers: [worker.layer, defaults.layer])
         var resolver = Resolver(lookup: lookup, outputFieldNames: nil, issues: unknownKeys(in: worker))
-        let configuration = resolver.resolve(checkingWithLibrdkafka: false)
+        let configuration = resolver.resolve(checkingWithLibrdkafka: false, teardown: .wait)
         guard let configuration, resolver.issues.isEmpty else {
             throw ConfigurationError(issues: resolver.issues)
         }

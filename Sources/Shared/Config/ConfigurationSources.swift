@@ -1,3 +1,4 @@
+import KafkaOutput
 import Output
 
 /// One setting given on the command line, by a named option or KFlow's `-Dapp.KEY=VALUE`.
@@ -64,6 +65,8 @@ public struct ConfigurationSources: Sendable, Equatable {
     public var outputFieldNames: Set<String>? = Set(OutputFields.catalog.map(\.name))
     /// Whether to ask librdkafka to accept every `kafka.props.*` entry (name and value) while loading.
     public var checksKafkaPropertiesWithLibrdkafka = true
+    /// How that check disposes of its producer (`.background` in the master, whose loop must not stall).
+    public var kafkaCheckTeardown: KafkaConfiguration.VerificationTeardown = .wait
 
     public init(file: ConfigFileLocation, environment: [String: String], commandLine: [CommandLineOverride]) {
         self.file = file

@@ -24,7 +24,7 @@ struct Resolver {
     }
 
     /// The configuration, or nil when a value is missing or invalid (then `issues` says why).
-    mutating func resolve(checkingWithLibrdkafka: Bool) -> KflowConfiguration? {
+    mutating func resolve(checkingWithLibrdkafka: Bool, teardown: KafkaConfiguration.VerificationTeardown) -> KflowConfiguration? {
         var configuration = KflowConfiguration()
         for key in ConfigurationKey.allCases {
             switch key.setting {
@@ -42,7 +42,7 @@ struct Resolver {
                 }
             case .allowList: configuration.serverAllow = allowList(key)
             case .outputFields: configuration.outputFields = outputFields()
-            case .kafkaProperties: configuration.kafkaProperties = kafkaProperties(checkingWithLibrdkafka: checkingWithLibrdkafka)
+            case .kafkaProperties: configuration.kafkaProperties = kafkaProperties(checkingWithLibrdkafka: checkingWithLibrdkafka, teardown: teardown)
             }
         }
         guard issues.isEmpty else { return nil }
@@ -130,7 +130,9 @@ struct Resolver {
 
     /// The effective librdkafka properties, lowest layer first (see `KflowConfiguration.kafkaProperties`);
     /// an empty value removes the property.
-    private mutating func kafkaProperties(checkingWithLibrdkafka: Bool) -> [(key: String, value: String)] {
+    private mutating func kafkaProperties(
+        checkingWithLibrdkafka: Bool, teardown: KafkaConfiguration.VerificationTeardown
+    ) -> [(key: String, value: String)] {
         let prefix = ConfigurationKey.kafkaPropsPrefix
         var found: [(key: String, entry: LayeredLookup.Found)] = []
         for key in lookup.kafkaPropertyKeys {
@@ -166,7 +168,7 @@ struct Resolver {
         // Each property is fine alone: now the whole configuration, as a worker's producer would get it.
         if rejections.isEmpty {
             do throws(KafkaError) {
-                try KafkaConfiguration.verify(properties: properties.map { (name: $0.key, value: $0.value) })
+                try KafkaConfiguration.verify(properties: properties.map { (name: $0.key, value: $0.value) }, teardown: teardown)
             } catch {
                 issues.append(Self.combinationIssue(error, found: found))
             }

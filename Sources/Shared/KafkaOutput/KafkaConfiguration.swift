@@ -48,7 +48,9 @@ public enum KafkaConfiguration {
     /// rd_kafka_new checks (combinations such as idempotence with acks, SASL credentials, every
     /// certificate and key file) fails here rather than in each worker. No broker is contacted:
     /// `bootstrap.servers` is left out, and so is the Kerberos ticket refresh (a command).
-    public static func verify(properties: [(name: String, value: String)]) throws(KafkaError) {
+    /// `teardown`: `.background` for a long-running caller whose loop must not stall (the master on
+    /// reload); `.wait` (one-shot commands, tests, fuzzing) returns only once the producer is gone.
+    public static func verify(properties: [(name: String, value: String)], teardown: VerificationTeardown = .wait) throws(KafkaError) {
         let offline: Set<String> = ["bootstrap.servers", "metadata.broker.list"]
         let checked = properties.filter { !offline.contains($0.name) }
             + [("sasl.kerberos.min.time.before.relogin", "0")]
@@ -69,8 +71,52 @@ public enum KafkaConfiguration {
             if !detail.isEmpty { message += " (librdkafka: \(detail.joined(separator: "; ")))" }
             throw .producerCreationFailed(message: message)
         }
-        rd_kafka_destroy(handle)
-        withExtendedLifetime(logs) {}
+        switch teardown {
+        case .wait:
+            rd_kafka_destroy(handle)
+            withExtendedLifetime(logs) {}
+        case .background:
+            destroyInBackground(handle, logs: logs)
+        }
+    }
+
+    /// How `verify` disposes of its producer. rd_kafka_destroy joins librdkafka's threads, which notice
+    /// the request only when their timed waits end: about a second (1.0 s per SIGHUP in the master).
+    public enum VerificationTeardown: Sendable, Equatable {
+        /// Destroy before returning.
+        case wait
+        /// The verdict is known once rd_kafka_new returns: destroy on a detached thread, so the caller's
+        /// loop (watchdog, supervision) goes on. A process that exits at once may leave it unfinished.
+        case background
+    }
+
+    private static func destroyInBackground(_ handle: OpaquePointer, logs: VerificationLog) {
+        let context = Unmanaged.passRetained(PendingDestroy(handle: handle, logs: logs)).toOpaque()
+        var thread = pthread_t()
+        let started = pthread_create(&thread, nil, { context in
+            guard let context else { return nil }
+            let pending = Unmanaged<PendingDestroy>.fromOpaque(context).takeRetainedValue()
+            rd_kafka_destroy(pending.handle)
+            withExtendedLifetime(pending.logs) {}
+            return nil
+        }, context)
+        if started == 0 {
+            pthread_detach(thread)
+        } else {
+            let pending = Unmanaged<PendingDestroy>.fromOpaque(context).takeRetainedValue()
+            rd_kafka_destroy(pending.handle)  // no thread to be had: wait here instead
+            withExtendedLifetime(pending.logs) {}
+        }
+    }
+}
+
+/// A verification producer on its way out, and the log sink its callbacks may still reach.
+private final class PendingDestroy: @unchecked Sendable {
+    let handle: OpaquePointer
+    let logs: VerificationLog
+    init(handle: OpaquePointer, logs: VerificationLog) {
+        self.handle = handle
+        self.logs = logs
     }
 }
 
