@@ -170,30 +170,48 @@ public final class WorkerSegment: @unchecked Sendable {
 
     // MARK: sFlow agents (behind their seqlock, rewritten as a whole like the exporters)
     public func publishSFlowAgents(_ entries: some Sequence<SFlowAgentEntry>) {
-        sflowAgentLock.write {
-            var count = 0
-            for e in entries where count < Self.sflowAgentCapacity {
-                let base = Self.sflowAgentsOffset + count * Self.sflowAgentWords
-                store(word: base, e.agent.high)
-                store(word: base + 1, e.agent.low)
-                store(word: base + 2, UInt64(e.agent.family.rawValue))
-                store(word: base + 3, e.samplePool)
-                store(word: base + 4, e.samplesDropped)
-                count += 1
-            }
-            store(word: Self.sflowAgentCountOffset, UInt64(count))
+        writeTable(sflowAgentLock, Self.sflowAgentTable, entries) { e in
+            [e.agent.high, e.agent.low, UInt64(e.agent.family.rawValue), e.samplePool, e.samplesDropped]
         }
     }
 
     /// A consistent copy of the sFlow agent table, or nil if the worker kept rewriting it.
     public func readSFlowAgents() -> [SFlowAgentEntry]? {
-        sflowAgentLock.read(attempts: Self.exporterReadAttempts) {
-            let count = min(Int(load(word: Self.sflowAgentCountOffset)), Self.sflowAgentCapacity)
+        readTable(sflowAgentLock, Self.sflowAgentTable) { w in
+            let family = IPAddress.Family(rawValue: UInt8(truncatingIfNeeded: w[2])) ?? .none
+            return SFlowAgentEntry(agent: IPAddress(high: w[0], low: w[1], family: family), samplePool: w[3], samplesDropped: w[4])
+        }
+    }
+
+    /// Where a table of fixed-size rows lives: its row count word, its first row, words per row, capacity.
+    struct Table {
+        let countWord: Int
+        let firstRow: Int
+        let rowWords: Int
+        let capacity: Int
+    }
+
+    static let sflowAgentTable = Table(countWord: sflowAgentCountOffset, firstRow: sflowAgentsOffset,
+                                       rowWords: sflowAgentWords, capacity: sflowAgentCapacity)
+
+    /// Rewrites `table` with the rows of `entries` (the first `capacity`), each as `row` says.
+    private func writeTable<E>(_ lock: SeqLock, _ table: Table, _ entries: some Sequence<E>, row: (E) -> [UInt64]) {
+        lock.write {
+            var count = 0
+            for e in entries where count < table.capacity {
+                for (i, word) in row(e).prefix(table.rowWords).enumerated() { store(word: table.firstRow + count * table.rowWords + i, word) }
+                count += 1
+            }
+            store(word: table.countWord, UInt64(count))
+        }
+    }
+
+    /// The rows of `table`, each made from its words, or nil if the writer kept rewriting it.
+    private func readTable<E>(_ lock: SeqLock, _ table: Table, row: ([UInt64]) -> E) -> [E]? {
+        lock.read(attempts: Self.exporterReadAttempts) {
+            let count = min(Int(load(word: table.countWord)), table.capacity)
             return (0..<count).map { i in
-                let base = Self.sflowAgentsOffset + i * Self.sflowAgentWords
-                let family = IPAddress.Family(rawValue: UInt8(truncatingIfNeeded: load(word: base + 2))) ?? .none
-                return SFlowAgentEntry(agent: IPAddress(high: load(word: base), low: load(word: base + 1), family: family),
-                                       samplePool: load(word: base + 3), samplesDropped: load(word: base + 4))
+                row((0..<table.rowWords).map { load(word: table.firstRow + i * table.rowWords + $0) })
             }
         }
     }
