@@ -48,7 +48,7 @@ test: setup
 # target and leaves the input in out/fuzz/crashes/.
 FUZZ_SECONDS ?= 60
 # Runs per target in fuzz-smoke, about 15 s each here (the configuration load is the slowest per input).
-FUZZ_SMOKE_RUNS ?= decoder:10000 snapshot:20000 properties:1500 sflow:30000
+FUZZ_SMOKE_RUNS ?= decoder:10000 snapshot:20000 properties:1500 sflow:100000
 FUZZ_SCRATCH ?= .build-fuzz
 FUZZ_TARGETS := decoder snapshot properties sflow
 FUZZ_BUILD := KFLOW_FUZZ=1 swift build --scratch-path $(FUZZ_SCRATCH) -Xswiftc -sanitize=fuzzer,address
