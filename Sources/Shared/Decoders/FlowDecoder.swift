@@ -42,7 +42,7 @@ public final class FlowDecoder {
 
     /// sFlow agents heard (by agent address, not UDP source) and what their samples said about sampling.
     public func forEachSFlowAgent(_ body: (IPAddress, SFlowAgentStatistics) -> Void) {
-        for (agent, stats) in sflowAgents.agents { body(agent, stats) }
+        sflowAgents.forEach(body)
     }
 
     /// Decodes one UDP payload; version 10 = IPFIX, 9 = NetFlow v9, 5 = NetFlow v5, a first 32-bit word

@@ -15,35 +15,59 @@ public struct SFlowAgentStatistics: Equatable, Sendable {
 }
 
 /// Per-agent sampling figures, bounded: at most `maxSources` data sources are followed (the decoder's
-/// `maxSessions`, exporters.max); samples of further sources are decoded but not added here.
+/// `maxSessions`, exporters.max); samples of further sources are decoded but not added here. A known source
+/// costs one hash lookup per sample: it holds its agent's slot.
 final class SFlowAgentTable {
     struct SourceKey: Hashable {
         let agent: IPAddress
         let subAgent: UInt32
         let source: UInt64
     }
-    struct Last {
+    struct Source {
         var pool: UInt32
         var drops: UInt32
+        let agentSlot: Int
     }
 
-    private(set) var agents: [IPAddress: SFlowAgentStatistics] = [:]
-    private var sources: [SourceKey: Last] = [:]
+    private var agentAddresses: [IPAddress] = []
+    private var agentTotals: [SFlowAgentStatistics] = []
+    private var agentSlots: [IPAddress: Int] = [:]
+    private var sources: [SourceKey: Source] = [:]
     let maxSources: Int
 
     init(maxSources: Int) { self.maxSources = maxSources }
 
+    /// Every agent heard, with its totals.
+    var agents: [IPAddress: SFlowAgentStatistics] {
+        Dictionary(uniqueKeysWithValues: zip(agentAddresses, agentTotals))
+    }
+
+    func forEach(_ body: (IPAddress, SFlowAgentStatistics) -> Void) {
+        for (address, totals) in zip(agentAddresses, agentTotals) { body(address, totals) }
+    }
+
     func observe(agent: IPAddress, subAgent: UInt32, source: UInt64, pool: UInt32, drops: UInt32) {
         let key = SourceKey(agent: agent, subAgent: subAgent, source: source)
-        guard let last = sources[key] else {
-            guard sources.count < maxSources else { return }
-            sources[key] = Last(pool: pool, drops: drops)
-            if agents[agent] == nil { agents[agent] = SFlowAgentStatistics() }
+        if let index = sources.index(forKey: key) {
+            let last = sources.values[index]
+            agentTotals[last.agentSlot].samplePool &+= Self.growth(from: last.pool, to: pool)
+            agentTotals[last.agentSlot].samplesDropped &+= Self.growth(from: last.drops, to: drops)
+            sources.values[index].pool = pool
+            sources.values[index].drops = drops
             return
         }
-        sources[key] = Last(pool: pool, drops: drops)
-        agents[agent, default: SFlowAgentStatistics()].samplePool &+= Self.growth(from: last.pool, to: pool)
-        agents[agent, default: SFlowAgentStatistics()].samplesDropped &+= Self.growth(from: last.drops, to: drops)
+        guard sources.count < maxSources else { return }
+        let slot: Int
+        if let known = agentSlots[agent] {
+            slot = known
+        } else {
+            slot = agentAddresses.count
+            agentSlots[agent] = slot
+            agentAddresses.append(agent)
+            agentTotals.append(SFlowAgentStatistics())
+        }
+        // The first value is the baseline.
+        sources[key] = Source(pool: pool, drops: drops, agentSlot: slot)
     }
 
     /// How much a 32-bit counter grew: across a wrap when that is the shorter way forward, else (the agent
