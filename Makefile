@@ -42,15 +42,15 @@ test: setup
 	$(MAKE) system
 
 # libFuzzer targets (Fuzz/, docs/TESTING.md): the datagram decoders with the JSON encoder, the template
-# snapshot import, the .properties parser and configuration load. Built apart (KFLOW_FUZZ=1 declares them,
+# snapshot import, the .properties parser and configuration load, the sFlow decoder. Built apart (KFLOW_FUZZ=1 declares them,
 # FUZZ_SCRATCH keeps their sanitized objects away from the normal build). `make fuzz` runs each for
 # FUZZ_SECONDS; `make fuzz-smoke` (part of `make test`) runs each for a fixed count (FUZZ_SMOKE_RUNS). A crash fails the
 # target and leaves the input in out/fuzz/crashes/.
 FUZZ_SECONDS ?= 60
 # Runs per target in fuzz-smoke, about 15 s each here (the configuration load is the slowest per input).
-FUZZ_SMOKE_RUNS ?= decoder:10000 snapshot:20000 properties:1500
+FUZZ_SMOKE_RUNS ?= decoder:10000 snapshot:20000 properties:1500 sflow:100000
 FUZZ_SCRATCH ?= .build-fuzz
-FUZZ_TARGETS := decoder snapshot properties
+FUZZ_TARGETS := decoder snapshot properties sflow
 FUZZ_BUILD := KFLOW_FUZZ=1 swift build --scratch-path $(FUZZ_SCRATCH) -Xswiftc -sanitize=fuzzer,address
 FUZZ_BIN = $(shell KFLOW_FUZZ=1 swift build --scratch-path $(FUZZ_SCRATCH) --show-bin-path 2>/dev/null)
 FUZZ_OUT := out/fuzz
@@ -62,8 +62,9 @@ fuzz-build: setup
 # snapshots of their templates (written by the snapshot target itself), the reference configuration and
 # Fuzz/seeds/properties for the properties target.
 fuzz-seeds: fuzz-build
-	@rm -rf $(FUZZ_OUT)/seeds && mkdir -p $(FUZZ_OUT)/seeds/{decoder,snapshot,properties} $(FUZZ_OUT)/crashes
+	@rm -rf $(FUZZ_OUT)/seeds && mkdir -p $(FUZZ_OUT)/seeds/{decoder,snapshot,properties,sflow} $(FUZZ_OUT)/crashes
 	@$(PYTHON) scripts/fuzz-seeds.py $(FUZZ_OUT)/seeds/decoder
+	@$(PYTHON) scripts/fuzz-seeds.py --sflow $(FUZZ_OUT)/seeds/sflow
 	@KFLOW_FUZZ_SEEDS_FROM=$(FUZZ_OUT)/seeds/decoder KFLOW_FUZZ_SEEDS_OUT=$(FUZZ_OUT)/seeds/snapshot $(FUZZ_BIN)/kflow-fuzz-snapshot
 	@KFLOW_FUZZ_SEEDS_OUT=$(FUZZ_OUT)/seeds/properties $(FUZZ_BIN)/kflow-fuzz-properties
 	@cp Fuzz/seeds/properties/* $(FUZZ_OUT)/seeds/properties/

@@ -73,10 +73,11 @@ let package = Package(
 // (Fuzz/Driver).
 if Context.environment["KFLOW_FUZZ"] == "1" {
     package.targets.append(.target(name: "CFuzzDriver", path: "Fuzz/Driver"))
-    package.targets.append(.target(name: "FuzzSupport", dependencies: ["FlowModel", "SystemKit"], path: "Fuzz/Support"))
+    package.targets.append(.target(name: "FuzzSupport", dependencies: ["FlowModel", "SystemKit", "Output"], path: "Fuzz/Support"))
     for (name, path, uses) in [("kflow-fuzz-decoder", "Fuzz/Decoder", ["FlowModel", "Decoders", "Output"]),
                                ("kflow-fuzz-snapshot", "Fuzz/Snapshot", ["FlowModel", "Decoders"]),
-                               ("kflow-fuzz-properties", "Fuzz/Properties", ["Config"])] {
+                               ("kflow-fuzz-properties", "Fuzz/Properties", ["Config"]),
+                               ("kflow-fuzz-sflow", "Fuzz/SFlow", ["FlowModel", "Decoders"])] {
         package.targets.append(.executableTarget(
             name: name, dependencies: uses.map { Target.Dependency(stringLiteral: $0) } + ["FuzzSupport", "CFuzzDriver"],
             path: path,

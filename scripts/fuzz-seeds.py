@@ -24,7 +24,26 @@ def corpus_dir() -> Path | None:
     return None
 
 
+def sflow_seeds(out: Path) -> int:
+    """The sFlow target's seeds: each datagram of Tests/sflow-corpus after its version word (the target
+    supplies it), read with the e2e tests' pcap reader."""
+    repo = Path(__file__).resolve().parent.parent
+    sys.path.insert(0, str(repo / "Tests" / "e2e"))
+    from support.sflow import udp_payloads
+    written = 0
+    for pcap in sorted((repo / "Tests" / "sflow-corpus").glob("*.pcap")):
+        for index, payload in enumerate(udp_payloads(pcap)):
+            (out / f"{pcap.stem}.{index}").write_bytes(payload[4:])
+            written += 1
+    print(f"fuzz-seeds: {written} sFlow seeds in {out}")
+    return 0
+
+
 def main() -> int:
+    if sys.argv[1] == "--sflow":
+        out = Path(sys.argv[2])
+        out.mkdir(parents=True, exist_ok=True)
+        return sflow_seeds(out)
     out = Path(sys.argv[1])
     out.mkdir(parents=True, exist_ok=True)
     corpus = corpus_dir()

@@ -144,6 +144,38 @@ func dataMessage(ipv6: Bool, sequence: UInt32, random: inout SeededGenerator) ->
     return (writer.bytes, records)
 }
 
+// MARK: - sFlow v5 datagrams (sflow_version_5.txt)
+
+/// A switch's datagram: 6 compact flow samples (rate 1024), each an extended switch record and a 128-octet
+/// sampled header (Ethernet, 802.1Q, IPv4, TCP or UDP, payload), ~1400 octets in all.
+func sflowDatagram(sequence: UInt32, random: inout SeededGenerator) -> (bytes: [UInt8], records: Int) {
+    let samples = 6
+    var writer = MessageWriter()
+    writer.u32(5); writer.u32(1); writer.u32(0xC000_0201)  // version, IPv4 agent
+    writer.u32(0); writer.u32(sequence); writer.u32(3_600_000); writer.u32(UInt32(samples))
+    for index in 0..<samples {
+        let tcp = random.next() % 4 != 0
+        writer.u32(1); writer.u32(32 + 24 + 24 + 128)  // flow sample, length
+        writer.u32(sequence &* 6 &+ UInt32(index)); writer.u32(3)  // sample sequence, source ifIndex 3
+        writer.u32(1024); writer.u32(sequence &* 6144); writer.u32(0)  // rate, pool, drops
+        writer.u32(3); writer.u32(UInt32(truncatingIfNeeded: 1 + random.next() % 48)); writer.u32(2)  // in, out, 2 records
+        writer.u32(1001); writer.u32(16); writer.u32(120); writer.u32(0); writer.u32(120); writer.u32(0)
+        writer.u32(1); writer.u32(16 + 128)  // raw packet header
+        writer.u32(1); writer.u32(UInt32(truncatingIfNeeded: 64 + random.next() % 1450)); writer.u32(4); writer.u32(128)
+        let header = writer.bytes.count
+        writer.u32(0x0200_0000); writer.u16(0x0002); writer.u32(0x0200_0000); writer.u16(0x0001)  // MACs
+        writer.u16(0x8100); writer.u16(120); writer.u16(0x0800)
+        writer.u16(0x4500); writer.u16(1400); writer.u32(0x0000_4000); writer.u8(64); writer.u8(tcp ? 6 : 17); writer.u16(0)
+        writer.u32(0x0A00_0000 | UInt32(truncatingIfNeeded: random.next()) & 0x00FF_FFFF)
+        writer.u32(UInt32(truncatingIfNeeded: random.next()))
+        writer.u16(random.next() % 2 == 0 ? 443 : UInt16(truncatingIfNeeded: 1024 + random.next() % 64_000))
+        writer.u16(UInt16(truncatingIfNeeded: 1024 + random.next() % 64_000))
+        if tcp { writer.u32(1); writer.u32(0); writer.u8(0x50); writer.u8(0x18); writer.u16(65535); writer.u32(0) }
+        while writer.bytes.count < header + 128 { writer.u8(0x61) }
+    }
+    return (writer.bytes, samples)
+}
+
 // MARK: - Sinks and transports that do nothing measurable
 
 /// Counts messages and bytes, and reads one byte of each so the encoder's work cannot be elided.
@@ -219,7 +251,10 @@ let messageCount = 64
 let workloads: [(name: String, messages: [[UInt8]], flows: Int)] = [false, true].map { ipv6 in
     let messages = (0..<messageCount).map { dataMessage(ipv6: ipv6, sequence: UInt32($0), random: &random) }
     return (ipv6 ? "IPv6" : "IPv4", messages.map(\.bytes), messages.reduce(0) { $0 + $1.records })
-}
+} + [{
+    let datagrams = (0..<messageCount).map { sflowDatagram(sequence: UInt32($0), random: &random) }
+    return ("sFlow", datagrams.map(\.bytes), datagrams.reduce(0) { $0 + $1.records })
+}()]
 
 let decoder = FlowDecoder()
 var ignoredSink = CountingSink()
@@ -299,7 +334,7 @@ struct StoringTransport: MessageTransport {
     var store = JSONFlowSink(batch: JSONMessageBatch(encoder: KFlowJSONEncoder(fields: options.fields),
                                                      maxRecords: options.batchRecords),
                              transport: StoringTransport())
-    for (index, workload) in workloads.enumerated() {
+    for (index, workload) in workloads.prefix(2).enumerated() {  // IPv4 and IPv6, not sFlow
         let share = index == 0 ? 9 : 1
         for _ in 0..<share {
             for message in workload.messages {

@@ -2,7 +2,6 @@ import CFuzzDriver
 import FuzzSupport
 import FlowModel
 import Decoders
-import Output
 
 /// libFuzzer target: the datagram decoders (IPFIX, NetFlow v9, v5) through `FlowDecoder`, each record
 /// encoded as KFlow JSON, then the decoder's templates through a snapshot round trip.
@@ -30,17 +29,6 @@ public func fuzzDecoder(_ data: UnsafePointer<UInt8>?, _ size: Int) -> Int32 {
         fatalError("own snapshot of \(decoder.activeTemplateCount) templates rejected after \(imported): \(error)")
     }
     return 0
-}
-
-/// Encodes every record as the worker does, so the encoder sees whatever the decoders produce.
-struct JSONSink: FlowSink {
-    let encoder = KFlowJSONEncoder(fields: .all)
-    let buffer = OutputBuffer(capacity: 1 << 16)
-    mutating func emit(_ record: borrowing FlowRecord) {
-        if encoder.append(record, to: buffer) { return }
-        buffer.removeAll()
-        if !encoder.append(record, to: buffer) { fatalError("one record does not fit an empty 64 KiB buffer") }
-    }
 }
 
 /// The entry point SwiftPM links as `main` (see Fuzz/Driver): libFuzzer's driver with this target.

@@ -34,7 +34,7 @@ final class Master {
         self.logger = logger
         self.shared = shared
         supervisor = Supervisor(processes: processes, clock: clock, logger: logger, shared: shared,
-                                configuration: configuration, group: groups.current)
+                                configuration: configuration, groups: groups.serving)
         reloads = ReloadCoordinator(supervisor: supervisor, groups: groups, clock: clock, logger: logger,
                                     shared: shared, onlineCPUs: onlineCPUs)
         health = HealthReporter(supervisor: supervisor, notifier: notifier, clock: clock, logger: logger, shared: shared)
@@ -46,10 +46,10 @@ final class Master {
         let cpus = onlineCPUs()
         let workers = configuration.workerCount(onlineCPUs: cpus)
         var groups = SocketGroups()
-        let group = try groups.prepare(host: configuration.serverHost, port: configuration.serverPort,
-                                       count: workers, bufferSize: configuration.serverBufferSize)
-        let bufferBytes = group.sockets.first?.receiveBufferBytes ?? 0
+        try groups.prepare(for: configuration, count: workers)
+        let bufferBytes = groups.current.sockets.first?.receiveBufferBytes ?? 0
         logger.info("listening on [\(configuration.serverHost)]:\(configuration.serverPort)/udp with \(workers) worker(s), SO_RCVBUF \(bufferBytes) bytes")
+        if let sflow = groups.current(.sflow) { logger.info("sFlow on [\(sflow.host)]:\(sflow.port)/udp") }
         if configuration.serverBufferSize * 2 > bufferBytes {
             logger.warning("server.buffer.size \(configuration.serverBufferSize) was capped by the kernel; raise net.core.rmem_max")
         }

@@ -16,6 +16,7 @@ final class MasterShared: Sendable {
         var carriedCounters = [UInt64](repeating: 0, count: WorkerSegment.counterCapacity)
         var carriedErrors = [UInt64](repeating: 0, count: WorkerSegment.errorKindCapacity)
         var carriedExporters: [ExporterKey: WorkerSegment.ExporterEntry] = [:]
+        var carriedSFlowAgents: [IPAddress: WorkerSegment.SFlowAgentEntry] = [:]
         var restarts: UInt64 = 0
         var slotsInBackoff = 0
         var reloadSuccesses: UInt64 = 0
@@ -47,6 +48,7 @@ final class MasterShared: Sendable {
                     carriedExporters[key] = e
                 }
             }
+            addSFlowAgents(of: segment, to: &carriedSFlowAgents, limit: maxCarriedExporters)
             return unsent
         }
     }
@@ -69,6 +71,19 @@ final class MasterShared: Sendable {
             }
             messages = left(.kafkaProduced, .kafkaDelivered, .kafkaDeliveryFailed)
             records = left(.kafkaRecordsProduced, .kafkaRecordsDelivered, .kafkaRecordsFailed)
+        }
+    }
+
+    /// Adds a segment's sFlow agent figures to `totals`, at most `limit` agents.
+    static func addSFlowAgents(of segment: WorkerSegment, to totals: inout [IPAddress: WorkerSegment.SFlowAgentEntry], limit: Int) {
+        for e in segment.readSFlowAgents() ?? [] {
+            if var old = totals[e.agent] {
+                old.samplePool &+= e.samplePool
+                old.samplesDropped &+= e.samplesDropped
+                totals[e.agent] = old
+            } else if totals.count < limit {
+                totals[e.agent] = e
+            }
         }
     }
 
@@ -188,6 +203,19 @@ final class MasterShared: Sendable {
                 out.declare(name, .counter, help: help)
                 for e in sorted {
                     out.add(name, .counter, help: help, labels: [("exporter", e.address.description), ("port", String(e.port))], value: e[keyPath: field])
+                }
+            }
+            var agents = s.carriedSFlowAgents
+            for seg in s.live { Self.addSFlowAgents(of: seg, to: &agents, limit: .max) }
+            let sortedAgents = agents.values.sorted { $0.agent.description < $1.agent.description }
+            let agentFamilies: [(String, String, KeyPath<WorkerSegment.SFlowAgentEntry, UInt64>)] = [
+                ("kflow_sflow_samples_dropped_total", "Flow samples an sFlow agent dropped for lack of resources (growth of its samples' drops counters while kflow listened), per agent address.", \.samplesDropped),
+                ("kflow_sflow_sample_pool_total", "Packets an sFlow agent's samplers saw (growth of its samples' sample_pool while kflow listened), per agent address.", \.samplePool),
+            ]
+            for (name, help, field) in agentFamilies {
+                out.declare(name, .counter, help: help)
+                for e in sortedAgents {
+                    out.add(name, .counter, help: help, labels: [("agent", e.agent.description)], value: e[keyPath: field])
                 }
             }
             out.add("kflow_workers", .gauge, help: "Worker processes running now (all generations).", value: UInt64(s.live.filter { $0.state == .running }.count))

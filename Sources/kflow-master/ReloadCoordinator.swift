@@ -35,8 +35,7 @@ final class ReloadCoordinator {
         let configuration: KflowConfiguration
         let generation: UInt64
         let slots: [WorkerSlot]
-        let groupID: Int
-        let socketCount: Int
+        let groups: SocketGroups.Saved
     }
 
     struct PendingReload {
@@ -83,16 +82,14 @@ final class ReloadCoordinator {
             previous = pending.previous
         } else {
             previous = ServingGeneration(configuration: configuration, generation: supervisor.generation,
-                                         slots: supervisor.slots, groupID: groups.current.id,
-                                         socketCount: groups.current.sockets.count)
+                                         slots: supervisor.slots, groups: groups.saved)
         }
         let workers = next.workerCount(onlineCPUs: onlineCPUs)
-        let group: SocketGroups.Group
+        let serving: [SocketGroups.Group]
         do {
-            group = try groups.prepare(host: next.serverHost, port: next.serverPort, count: workers,
-                                       bufferSize: next.serverBufferSize)
+            serving = try groups.prepare(for: next, count: workers)
         } catch {
-            if pending != nil { rollBack(to: previous) }
+            if pending != nil { rollBack(to: previous) } else { closeUnusedGroups() }
             return "\(error)"
         }
         if next.metricsPort != configuration.metricsPort || next.metricsHost != configuration.metricsHost {
@@ -105,7 +102,7 @@ final class ReloadCoordinator {
         lastGenerationIssued += 1
         supervisor.configuration = next
         supervisor.generation = lastGenerationIssued
-        supervisor.group = group
+        supervisor.groups = serving
         supervisor.startGeneration(workers: workers)
         let now = clock.nowNs
         pending = PendingReload(deadlineNs: now + Self.deadlineNs, startedNs: now, previous: previous)
@@ -139,8 +136,8 @@ final class ReloadCoordinator {
     private func rollBack(to previous: ServingGeneration) {
         supervisor.configuration = previous.configuration
         supervisor.generation = previous.generation
-        groups.reinstate(id: previous.groupID, socketCount: previous.socketCount)
-        supervisor.group = groups.current
+        groups.reinstate(previous.groups)
+        supervisor.groups = groups.serving
         supervisor.reinstate(previous.slots)
         // A group the reload bound for a new address goes now unless a stopping new worker still reads it
         // (then when that worker is reaped): left bound, it would share a later group on that address.
@@ -155,26 +152,75 @@ final class ReloadCoordinator {
     }
 }
 
-/// The master's SO_REUSEPORT groups: the current one, and older ones while workers still drain them.
+/// The master's SO_REUSEPORT groups: per listener (flows on server.port, sFlow on sflow.port) the current
+/// one, and older ones while workers still drain them.
 struct SocketGroups {
+    enum Listener: CaseIterable { case flows, sflow }
+
     struct Group {
         let id: Int
+        let listener: Listener
         let host: String
         let port: UInt16
         var sockets: [UDPSocket]
     }
 
+    /// Which group each listener had and how many of its sockets: what a rollback restores.
+    typealias Saved = [Listener: (id: Int, socketCount: Int)]
+
     private(set) var all: [Group] = []
+    private var currentIDs: [Listener: Int] = [:]
     private var nextID = 1
 
-    var current: Group { all[all.count - 1] }
+    /// The current group of `listener`, nil when it is off (sflow.port 0) or none was prepared.
+    func current(_ listener: Listener) -> Group? {
+        currentIDs[listener].flatMap { id in all.first { $0.id == id } }
+    }
 
-    /// Makes the current group fit host:port with at least `count` sockets: a new group when the
-    /// address changes, more sockets when the count grows (never fewer: queued packets are kept).
+    /// The flows group (there is always one once the master has bound its sockets).
+    var current: Group {
+        guard let group = current(.flows) else { preconditionFailure("no flow socket group prepared") }
+        return group
+    }
+
+    /// The current groups, flows first: what new workers read.
+    var serving: [Group] { Listener.allCases.compactMap { current($0) } }
+
+    var saved: Saved {
+        var saved: Saved = [:]
+        for group in serving { saved[group.listener] = (group.id, group.sockets.count) }
+        return saved
+    }
+
+    /// Makes the current groups fit `configuration` with `count` sockets each: the flows group on
+    /// server.host:server.port and, when sflow.port names another port, the sFlow group there; none for
+    /// sFlow otherwise (an old one closes once unused). On a bind failure what this call changed is undone.
     @discardableResult
-    mutating func prepare(host: String, port: UInt16, count: Int, bufferSize: Int) throws(SystemError) -> Group {
-        if all.isEmpty || current.host != host || current.port != port {
-            var fresh = Group(id: nextID, host: host, port: port, sockets: [])
+    mutating func prepare(for configuration: KflowConfiguration, count: Int) throws(SystemError) -> [Group] {
+        let before = saved
+        do {
+            try prepare(.flows, host: configuration.serverHost, port: configuration.serverPort, count: count,
+                        bufferSize: configuration.serverBufferSize)
+            if let port = configuration.sflowListenerPort {
+                try prepare(.sflow, host: configuration.serverHost, port: port, count: count,
+                            bufferSize: configuration.serverBufferSize)
+            } else {
+                currentIDs[.sflow] = nil
+            }
+        } catch {
+            reinstate(before)
+            throw error
+        }
+        return serving
+    }
+
+    /// Makes the current group of `listener` fit host:port with at least `count` sockets: a new group
+    /// when the address changes, more sockets when the count grows (never fewer: queued packets are kept).
+    @discardableResult
+    mutating func prepare(_ listener: Listener = .flows, host: String, port: UInt16, count: Int,
+                          bufferSize: Int) throws(SystemError) -> Group {
+        guard var group = current(listener), group.host == host, group.port == port else {
+            var fresh = Group(id: nextID, listener: listener, host: host, port: port, sockets: [])
             for _ in 0..<count {
                 do { fresh.sockets.append(try UDPSocket.bind(host: host, port: port, receiveBufferBytes: bufferSize)) } catch {
                     fresh.sockets.forEach { $0.close() }
@@ -183,36 +229,46 @@ struct SocketGroups {
             }
             nextID += 1
             all.append(fresh)
+            currentIDs[listener] = fresh.id
             return fresh
         }
-        var group = current
         for s in group.sockets { s.setReceiveBuffer(bytes: bufferSize) }
         while group.sockets.count < count {
             group.sockets.append(try UDPSocket.bind(host: host, port: port, receiveBufferBytes: bufferSize))
         }
-        all[all.count - 1] = group
+        replace(group)
         return group
     }
 
-    /// Makes group `id` current again with its first `socketCount` sockets, after a reload that is
-    /// abandoned: sockets the reload added are closed here (their kernel queue goes with the last copy,
-    /// held by a stopping new worker), or they would take a share of the traffic nobody reads.
-    mutating func reinstate(id: Int, socketCount: Int) {
-        guard let index = all.firstIndex(where: { $0.id == id }) else { return }
-        var group = all.remove(at: index)
-        if group.sockets.count > socketCount {
-            group.sockets[socketCount...].forEach { $0.close() }
-            group.sockets.removeLast(group.sockets.count - socketCount)
-        }
-        all.append(group)
+    private mutating func replace(_ group: Group) {
+        if let index = all.firstIndex(where: { $0.id == group.id }) { all[index] = group }
     }
 
-    /// Closes the master's copies of groups no worker uses any more (never the current one).
+    /// Makes the groups of `saved` current again with their socket counts, after a reload that is
+    /// abandoned (a listener absent from it is off again): sockets the reload added are closed here
+    /// (their kernel queue goes with the last copy, held by a stopping new worker), or they would take a
+    /// share of the traffic nobody reads. Groups it made current and nobody uses close in `closeUnused`.
+    mutating func reinstate(_ saved: Saved) {
+        for listener in Listener.allCases {
+            guard let (id, socketCount) = saved[listener],
+                  var group = all.first(where: { $0.id == id }) else {
+                currentIDs[listener] = nil
+                continue
+            }
+            if group.sockets.count > socketCount {
+                group.sockets[socketCount...].forEach { $0.close() }
+                group.sockets.removeLast(group.sockets.count - socketCount)
+                replace(group)
+            }
+            currentIDs[listener] = id
+        }
+    }
+
+    /// Closes the master's copies of groups no worker uses any more (never a current one).
     mutating func closeUnused(keeping used: Set<Int>) {
-        guard all.count > 1 else { return }
-        let currentID = current.id
+        let current = Set(currentIDs.values)
         all.removeAll { g in
-            guard g.id != currentID, !used.contains(g.id) else { return false }
+            guard !current.contains(g.id), !used.contains(g.id) else { return false }
             g.sockets.forEach { $0.close() }
             return true
         }

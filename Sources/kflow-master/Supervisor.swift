@@ -32,17 +32,17 @@ final class Supervisor {
     /// What new workers get: the serving configuration and generation, or those a pending reload starts.
     var configuration: KflowConfiguration
     var generation: UInt64 = 1
-    /// The socket group new workers read.
-    var group: SocketGroups.Group
+    /// The socket groups new workers read (flows, then sFlow when it listens).
+    var groups: [SocketGroups.Group]
 
     init(processes: any WorkerProcesses, clock: any MonotonicClock, logger: Logger, shared: MasterShared,
-         configuration: KflowConfiguration, group: SocketGroups.Group) {
+         configuration: KflowConfiguration, groups: [SocketGroups.Group]) {
         self.processes = processes
         self.clock = clock
         self.logger = logger
         self.shared = shared
         self.configuration = configuration
-        self.group = group
+        self.groups = groups
     }
 
     // MARK: - What the other parts ask
@@ -53,7 +53,7 @@ final class Supervisor {
     /// Slots whose restarts are delayed after repeated quick failures.
     var crashLoopingCount: Int { slots.filter { $0.consecutiveFailures > 1 }.count }
     /// Socket groups some worker still reads.
-    var usedGroupIDs: Set<Int> { Set(slots.compactMap { $0.worker?.groupID } + retiring.map(\.groupID)) }
+    var usedGroupIDs: Set<Int> { Set(slots.flatMap { $0.worker?.groupIDs ?? [] } + retiring.flatMap(\.groupIDs)) }
 
     /// True when every current worker exists and beat its heart within `withinNs`.
     func allWorkersFresh(withinNs: UInt64) -> Bool {
@@ -78,9 +78,11 @@ final class Supervisor {
     /// Starts slot `index`'s worker. The segment and exchange are released if the start fails, the
     /// configuration pipe by `WorkerProcesses`.
     private func spawn(slot index: Int) {
-        // Worker i serves every socket j with j % workers == i, so a shrunk worker count keeps all
-        // sockets (and the packets queued in them) served.
-        let sockets = group.sockets.indices.filter { $0 % slots.count == index }.map { group.sockets[$0].fd }
+        // Worker i serves every socket j of each group with j % workers == i, so a shrunk worker count
+        // keeps all sockets (and the packets queued in them) served.
+        let sockets = groups.flatMap { group in
+            group.sockets.indices.filter { $0 % slots.count == index }.map { group.sockets[$0].fd }
+        }
         do throws(SystemError) {
             let segment = try WorkerSegment(creating: "kflow-worker-\(index)")
             let exchange = try TemplateExchange(creating: "kflow-templates-\(index)")
@@ -90,7 +92,7 @@ final class Supervisor {
             let pid = try processes.start(launch, configuration: Array(configuration.workerText().utf8))
             exchanges.add(exchange)
             let worker = WorkerProcess(slot: index, generation: generation, pid: pid, segment: segment,
-                                       exchange: exchange, startedNs: clock.nowNs, groupID: group.id)
+                                       exchange: exchange, startedNs: clock.nowNs, groupIDs: groups.map(\.id))
             slots[index].worker = worker
             slots[index].respawnAtNs = nil
             shared.update {
@@ -318,20 +320,20 @@ final class WorkerProcess {
     let segment: WorkerSegment
     let exchange: TemplateExchange
     let startedNs: UInt64
-    let groupID: Int
+    let groupIDs: [Int]
     var stopDeadlineNs: UInt64?
     var killedForStall = false
     var killedAfterDeadline = false
 
     init(slot: Int, generation: UInt64, pid: pid_t, segment: WorkerSegment, exchange: TemplateExchange,
-         startedNs: UInt64, groupID: Int) {
+         startedNs: UInt64, groupIDs: [Int]) {
         self.slot = slot
         self.generation = generation
         self.pid = pid
         self.segment = segment
         self.exchange = exchange
         self.startedNs = startedNs
-        self.groupID = groupID
+        self.groupIDs = groupIDs
     }
 }
 

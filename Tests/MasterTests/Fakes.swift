@@ -82,8 +82,7 @@ final class MasterHarness {
                                            environment: [:], commandLine: [])
         let configuration = try sources.load()
         var groups = SocketGroups()
-        try groups.prepare(host: configuration.serverHost, port: configuration.serverPort,
-                           count: configuration.workerCount(onlineCPUs: 1), bufferSize: configuration.serverBufferSize)
+        try groups.prepare(for: configuration, count: configuration.workerCount(onlineCPUs: 1))
         master = Master(configuration: configuration, groups: groups, sources: sources,
                         logger: Logger(label: "master-test", factory: { _ in SwiftLogNoOpLogHandler() }),
                         processes: processes, clock: clock, notifier: notifier, onlineCPUs: 1, shared: shared)
@@ -93,7 +92,7 @@ final class MasterHarness {
     deinit { unlink(path) }
 
     static func baseSettings(port: UInt16) -> [String: String] {
-        ["server.host": "127.0.0.1", "server.port": String(port), "server.threads": "2"]
+        ["server.host": "127.0.0.1", "server.port": String(port), "server.threads": "2", "sflow.port": "0"]
     }
 
     static func write(_ settings: [String: String], to path: String) throws {

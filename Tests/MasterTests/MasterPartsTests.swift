@@ -167,6 +167,45 @@ import Glibc
         #expect(h.supervisor.generation == 3)
     }
 
+    @Test func theSFlowGroupIsReadBesideTheFlowGroupAndFollowsReloadsAndRollbacks() throws {
+        let h = try MasterHarness()
+        h.workersRun()
+        #expect(h.master.pass())
+        #expect(h.master.reloads.groups.current(.sflow) == nil)
+        let sflowPort = h.port == 65535 ? h.port - 1 : h.port + 1
+        // On: every new worker reads its share of both groups, flows first.
+        try h.reload(["sflow.port": String(sflowPort)])
+        let sflow = try #require(h.master.reloads.groups.current(.sflow))
+        #expect(sflow.port == sflowPort && sflow.sockets.count == 2)
+        let flows = h.master.reloads.groups.current
+        #expect(h.processes.started.suffix(2).map(\.launch.sockets) == [[flows.sockets[0].fd, sflow.sockets[0].fd], [flows.sockets[1].fd, sflow.sockets[1].fd]])
+        h.workersRun()
+        #expect(h.master.pass() && h.master.reloads.pending == nil)
+        let serving = h.currentPIDs
+        // A move to another port whose generation never runs is rolled back to the serving group.
+        try h.reload(["sflow.port": String(sflowPort == 65534 ? sflowPort - 2 : sflowPort + 1), "kafka.topic": "never"])
+        #expect(h.master.reloads.groups.current(.sflow)?.port != sflowPort)
+        while h.master.reloads.pending != nil {
+            h.clock.advance(milliseconds: 100)
+            for w in h.supervisor.slots.compactMap(\.worker) + h.supervisor.retiring { w.segment.heartbeat(at: h.clock.nowNs) }
+            #expect(h.master.pass())
+        }
+        #expect(h.currentPIDs == serving)
+        #expect(h.master.reloads.groups.current(.sflow)?.id == sflow.id && h.master.reloads.groups.current(.sflow)?.sockets.count == 2)
+        // The abandoned generation's group closes once its stopping workers are gone.
+        for pid in h.supervisor.retiring.map(\.pid) { h.processes.exit(pid, code: 0) }
+        #expect(h.master.pass())
+        #expect(h.master.reloads.groups.all.map(\.id).sorted() == [flows.id, sflow.id])
+        // Off again: new workers read the flow group only; the sFlow group closes when the old ones are gone.
+        try h.reload(["sflow.port": "0"])
+        #expect(h.processes.started.suffix(2).map(\.launch.sockets.count) == [1, 1])
+        h.workersRun()
+        #expect(h.master.pass())
+        for pid in serving { h.processes.exit(pid, code: 0) }
+        #expect(h.master.pass())
+        #expect(h.master.reloads.groups.all.map(\.id) == [flows.id])
+    }
+
     @Test func aNewWorkerThatFailsAtEveryStartAbandonsTheReloadBeforeItsDeadline() throws {
         let h = try MasterHarness(["server.threads": "1"])
         h.workersRun()

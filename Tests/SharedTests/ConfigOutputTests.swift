@@ -38,6 +38,7 @@ import Testing
             "server.allow",
             "templates.max.fields", "templates.max.bytes", "templates.max.bytes.per.session", "exporters.max.per.address",
             "kafka.key", "templates.state.dir",
+            "sflow.port",
         ])
         #expect(configuration.effectiveEntry("kafka.topic")?.source == .file(path: file.path, line: 1))
         #expect(configuration.effectiveEntry("kafka.props.acks")?.source == .file(path: file.path, line: 3))
@@ -77,7 +78,7 @@ import Testing
     @Test func workerTextIsOneKeyValueLinePerSetting() throws {
         let text = KflowConfiguration.defaults.workerText()
         #expect(text.hasPrefix("server.host=::\nserver.port=4739\n"))
-        #expect(text.hasSuffix("exporters.max.per.address=64\nkafka.key=none\ntemplates.state.dir=\n"))
+        #expect(text.hasSuffix("exporters.max.per.address=64\nkafka.key=none\ntemplates.state.dir=\nsflow.port=6343\n"))
         #expect(text.split(separator: "\n").count == KflowConfiguration.defaults.effectiveEntries().count)
     }
 

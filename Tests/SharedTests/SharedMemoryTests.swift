@@ -104,6 +104,14 @@ private func isOpen(_ fd: Int32) -> Bool { fcntl(fd, F_GETFD) != -1 }
         #expect(second.address == busy.address && second.heard)
         #expect((second.firstSeenSeconds, second.lastSeenSeconds, second.templateCount) == (1_700_000_000, 1_700_000_060, 12))
         #expect(second.domains == [0, 1, 70000, UInt32.max] && second.domainCount == 5)
+        // The sFlow agent table: rows beyond its capacity are left out, the others read back whole.
+        let agents = (0..<(WorkerSegment.sflowAgentCapacity + 3)).map {
+            WorkerSegment.SFlowAgentEntry(agent: IPAddress(v4: 0xC000_0200 + UInt32($0)), samplePool: UInt64($0) * 10, samplesDropped: UInt64($0))
+        }
+        workerSide.publishSFlowAgents(agents)
+        #expect(segment.readSFlowAgents() == Array(agents.prefix(WorkerSegment.sflowAgentCapacity)))
+        workerSide.publishSFlowAgents([WorkerSegment.SFlowAgentEntry(agent: IPAddress(v4: 1), samplePool: 1, samplesDropped: 2)])
+        #expect(segment.readSFlowAgents()?.count == 1)
 
         let exchange = try TemplateExchange(creating: "kflow-test-templates")
         let reader = try TemplateExchange(attaching: dup(exchange.fd), writable: false)

@@ -78,6 +78,8 @@ def kflow_factory(request, tmp_path):
             "kafka.props.linger.ms": 5,
             "metrics.host": "127.0.0.1",
             "metrics.port": free_port(),
+            # No sFlow listener unless a test asks (the default, 6343, would be shared by every kflow here).
+            "sflow.port": 0,
         }
         properties.update({key.replace("__", "."): value for key, value in overrides.items()})
         workdir = tmp_path / f"kflow-{len(started)}"

@@ -13,8 +13,9 @@ import time
 
 import pytest
 
-from support import ipfix
+from support import ipfix, sflow
 from support.ipfix import Flow
+from support.pcapwriter import PROTO_UDP, Packet
 from support.metrics import Metrics, fetch
 from support.procs import REPO, udp_sockets, wait_until
 from support.reload import reload_with, wait_reload_applied
@@ -53,9 +54,13 @@ def scrape_text(kflow, path: str = "/metrics") -> str:
 
 
 def send_some_flows(kflow, count: int = 10) -> None:
+    """`count` IPFIX flows and one sFlow datagram (one flow sample, from agent 192.0.2.60), so per-exporter
+    and per-agent families carry samples too."""
     flows = [Flow("10.12.0.1", "10.12.0.2", 40000 + i, 53, 17, 0, 64, 1) for i in range(count)]
-    kflow.send([ipfix.flow_message(flows, EXPORT_TIME)])
-    wait_until(lambda: kflow.metrics().total("kflow_kafka_delivered_total") >= count, 10, what=f"{count} flows delivered")
+    frame = Packet("10.12.0.1", "10.12.0.2", PROTO_UDP, 40000, 53, b"x").frame()
+    kflow.send([ipfix.flow_message(flows, EXPORT_TIME),
+                sflow.datagram([sflow.flow_sample([sflow.raw_header_record(frame)])], agent="192.0.2.60")])
+    wait_until(lambda: kflow.metrics().total("kflow_kafka_delivered_total") >= count + 1, 10, what=f"{count + 1} flows delivered")
 
 
 def test_the_exposition_passes_promtool_check_metrics(kflow):
@@ -72,8 +77,9 @@ def test_the_readme_metrics_table_and_the_exposed_families_match_with_their_labe
     families = documented_families()
     assert len(families) >= 30, f"the README table parsed into only {len(families)} families: {sorted(families)}"
     send_some_flows(kflow)
-    # Workers publish their exporter tables once a second, after the counters.
-    metrics = wait_until(lambda: (m := kflow.metrics()).total("kflow_exporter_flows_total") >= 10 and m, 3, 0.1,
+    # Workers publish their exporter and sFlow agent tables once a second, after the counters: 10 IPFIX
+    # flows and the sFlow one.
+    metrics = wait_until(lambda: (m := kflow.metrics()).total("kflow_exporter_flows_total") >= 11 and m, 3, 0.1,
                          "the exporter's flows in kflow_exporter_flows_total")
     declared = set(re.findall(r"^# TYPE (\S+) ", metrics.text, re.M))
     missing = sorted(set(families) - declared)

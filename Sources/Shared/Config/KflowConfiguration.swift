@@ -69,6 +69,9 @@ public struct KflowConfiguration: Sendable {
     public var kafkaKey = MessageKey.none
     /// Where each worker keeps its templates across restarts; empty = not kept.
     public var templatesStateDirectory = ""
+    /// UDP port of the sFlow v5 listener (a second SO_REUSEPORT group on `serverHost`); 0 = none. sFlow
+    /// sent to `serverPort` is decoded too.
+    public var sflowPort: UInt16 = 0
 
     /// Where each effective key's value came from; not part of equality (the same settings from a
     /// different layer are the same configuration).
@@ -92,6 +95,9 @@ public struct KflowConfiguration: Sendable {
         guard kafkaKey != .none, !kafkaProperties.contains(where: { $0.key == "partitioner" }) else { return configured }
         return [(name: "partitioner", value: "murmur2_random")] + configured
     }
+    /// The port of the separate sFlow listener: nil when sflow.port is 0 or server.port (sFlow arriving
+    /// there is decoded anyway).
+    public var sflowListenerPort: UInt16? { sflowPort != 0 && sflowPort != serverPort ? sflowPort : nil }
 
     /// The number of workers to run for `server.threads` on a machine with `onlineCPUs` CPUs.
     public func workerCount(onlineCPUs: Int) -> Int {
@@ -140,6 +146,7 @@ enum ConfigurationKey: String, CaseIterable {
     case exportersMaxPerAddress = "exporters.max.per.address"
     case kafkaKey = "kafka.key"
     case templatesStateDirectory = "templates.state.dir"
+    case sflowPort = "sflow.port"
 
     static let kafkaPropsPrefix = "kafka.props."
 
@@ -197,6 +204,7 @@ enum ConfigurationKey: String, CaseIterable {
         case .exportersMaxPerAddress: return .integer(\.exportersMaxPerAddress, 1...maxInt32)
         case .kafkaKey: return .messageKey
         case .templatesStateDirectory: return .directory(\.templatesStateDirectory)
+        case .sflowPort: return .port(\.sflowPort, 0...65535, problem: "is not a port number (1-65535, or 0 for no sFlow listener)")
         }
     }
 

@@ -90,5 +90,8 @@ kafka.key=none
 # for every exporter to re-send them (docs/DECODING.md). Empty = templates are not kept. The
 # packaged service sets /var/lib/kflow.
 templates.state.dir=
+# UDP port for sFlow v5 (a second socket per worker on server.host, same server.allow); 0 = no
+# sFlow listener. sFlow sent to server.port is recognised and decoded there too.
+sflow.port=6343
 """#
 }

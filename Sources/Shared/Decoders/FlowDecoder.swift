@@ -9,6 +9,10 @@ public final class FlowDecoder {
     /// Why the last template snapshot import rejected all or part of its input; nil when it was whole.
     public internal(set) var lastTemplateSnapshotError: TemplateSnapshotError?
     let cache: TemplateCache
+    let sflowAgents: SFlowAgentTable
+    /// Called with each sFlow datagram's header (agent, sub-agent, sequence) once it is valid, before its
+    /// samples: where sequence tracking for sFlow hooks in. Nil costs a comparison per sFlow datagram.
+    public var sflowDatagramObserver: ((ExporterAddress, SFlowDatagramHeader) -> Void)?
     /// Records per batch handed to `decode`'s caller: a typical datagram's (about 30) in one.
     public static let recordBatchCapacity = 64
     /// The batch's records, allocated once (`FlowRecord` is plain data: nothing to deinitialise).
@@ -16,6 +20,7 @@ public final class FlowDecoder {
 
     public init(configuration: DecoderConfiguration = .init()) {
         cache = TemplateCache(configuration: configuration)
+        sflowAgents = SFlowAgentTable(maxSources: configuration.maxSessions)
     }
 
     deinit { batchStorage.deallocate() }
@@ -60,17 +65,25 @@ public final class FlowDecoder {
         }
     }
 
-    /// Decodes one UDP payload; version 10 = IPFIX, 9 = NetFlow v9, 5 = NetFlow v5; anything else
-    /// is counted as an error. Calls `sink.emit` once per flow data record. Never traps, never
+    /// sFlow agents heard (by agent address, not UDP source) and what their samples said about sampling.
+    public func forEachSFlowAgent(_ body: (IPAddress, SFlowAgentStatistics) -> Void) {
+        sflowAgents.forEach(body)
+    }
+
+    /// Decodes one UDP payload; version 10 = IPFIX, 9 = NetFlow v9, 5 = NetFlow v5, a first 32-bit word
+    /// of 5 = sFlow v5 (no NetFlow/IPFIX version is 0); anything else is counted as an error.
+    /// `arrivalMs` (ms since the epoch) is sFlow's record time, which has no export time; 0 = `nowSeconds`.
+    /// Calls `sink.emit` once per flow data record. Never traps, never
     /// throws: everything bad is counted in `statistics`.
     ///
     /// Inlined into the caller, so the loop over each batch is specialised for the caller's sink while
     /// the decoders stay compiled in this module (see `decode(_:from:nowSeconds:batches:)`).
     @inlinable
     public func decode<S: FlowSink>(
-        _ payload: UnsafeRawBufferPointer, from exporter: ExporterAddress, nowSeconds: UInt32, into sink: inout S
+        _ payload: UnsafeRawBufferPointer, from exporter: ExporterAddress, nowSeconds: UInt32, arrivalMs: UInt64 = 0,
+        into sink: inout S
     ) {
-        decode(payload, from: exporter, nowSeconds: nowSeconds) { records in
+        decode(payload, from: exporter, nowSeconds: nowSeconds, arrivalMs: arrivalMs) { records in
             for index in records.indices { sink.emit(records[index]) }
         }
     }
@@ -80,18 +93,18 @@ public final class FlowDecoder {
     /// The records are valid only during the call. The decoders meet the output only here, once per
     /// batch, so neither needs the other's generic code specialised across modules.
     public func decode(
-        _ payload: UnsafeRawBufferPointer, from exporter: ExporterAddress, nowSeconds: UInt32,
+        _ payload: UnsafeRawBufferPointer, from exporter: ExporterAddress, nowSeconds: UInt32, arrivalMs: UInt64 = 0,
         batches body: (UnsafeBufferPointer<FlowRecord>) -> Void
     ) {
         withoutActuallyEscaping(body) { deliver in
             var batch = RecordBatch(storage: batchStorage, deliver: deliver)
-            dispatch(payload, from: exporter, nowSeconds: nowSeconds, into: &batch)
+            dispatch(payload, from: exporter, nowSeconds: nowSeconds, arrivalMs: arrivalMs, into: &batch)
             batch.flush()
         }
     }
 
     private func dispatch(
-        _ payload: UnsafeRawBufferPointer, from exporter: ExporterAddress, nowSeconds: UInt32,
+        _ payload: UnsafeRawBufferPointer, from exporter: ExporterAddress, nowSeconds: UInt32, arrivalMs: UInt64,
         into batch: inout RecordBatch
     ) {
         cache.sweepIfDue(nowSeconds: nowSeconds, statistics: &statistics)
@@ -109,6 +122,11 @@ public final class FlowDecoder {
         case 5:
             NetFlowV5Decoder.decode(
                 payload, from: exporter, nowSeconds: nowSeconds, cache: cache, statistics: &statistics, batch: &batch)
+        case 0 where payload.count >= 4 && payload.readBE32(at: 0) == SFlowDecoder.version:
+            SFlowDecoder.decode(
+                payload, from: exporter, nowSeconds: nowSeconds,
+                arrivalMs: arrivalMs != 0 ? arrivalMs : UInt64(nowSeconds) * 1000, cache: cache, agents: sflowAgents,
+                observer: sflowDatagramObserver, statistics: &statistics, batch: &batch)
         default:
             statistics.count(.unsupportedVersion)
         }

@@ -11,6 +11,13 @@ public enum Clock {
         return UInt64(ts.tv_sec) &* 1_000_000_000 &+ UInt64(ts.tv_nsec)
     }
 
+    /// Milliseconds since the epoch.
+    @inlinable public static var wallMilliseconds: UInt64 {
+        var ts = timespec()
+        clock_gettime(CLOCK_REALTIME, &ts)
+        return UInt64(ts.tv_sec) &* 1000 &+ UInt64(ts.tv_nsec / 1_000_000)
+    }
+
     /// Seconds since the epoch.
     @inlinable public static var wallSeconds: UInt32 {
         var ts = timespec()

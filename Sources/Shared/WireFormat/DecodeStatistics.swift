@@ -25,6 +25,16 @@ public enum DecodeErrorKind: Int, CaseIterable, Sendable {
     case invalidTemplateSnapshot
     /// A template with more fields than `maxFieldsPerTemplate` (templates.max.fields): skipped.
     case tooManyTemplateFields
+    /// sFlow: shorter than its datagram header, or fewer samples than the header says.
+    case sflowTruncatedDatagram
+    /// sFlow: an agent address type other than 1 (IPv4) or 2 (IPv6): the rest cannot be located.
+    case sflowBadAddressType
+    /// sFlow: a sample longer than what is left of the datagram (the rest of the datagram is dropped),
+    /// or shorter than its format's fixed fields (the sample is skipped).
+    case sflowBadSampleLength
+    /// sFlow: a flow record longer than what is left of its sample, or shorter than its format's fields
+    /// (the sample is not emitted; the next sample is read).
+    case sflowBadRecordLength
 
     /// snake_case, for a Prometheus label.
     public var label: String {
@@ -40,6 +50,10 @@ public enum DecodeErrorKind: Int, CaseIterable, Sendable {
         case .v5CountMismatch: "v5_count_mismatch"
         case .invalidTemplateSnapshot: "invalid_template_snapshot"
         case .tooManyTemplateFields: "too_many_template_fields"
+        case .sflowTruncatedDatagram: "sflow_truncated_datagram"
+        case .sflowBadAddressType: "sflow_bad_address_type"
+        case .sflowBadSampleLength: "sflow_bad_sample_length"
+        case .sflowBadRecordLength: "sflow_bad_record_length"
         }
     }
 }
@@ -72,6 +86,20 @@ public struct DecodeStatistics: Sendable {
     /// IPFIX and v9 datagrams of a new transport session dropped because the session table was full
     /// of sessions holding templates (none may be evicted for it).
     public var datagramsWithoutSession: UInt64 = 0
+
+    /// sFlow v5 datagrams whose header was valid.
+    public var sflowDatagrams: UInt64 = 0
+    /// sFlow flow samples (formats 1 and 3) read; those emitted are in `flowRecords`.
+    public var sflowFlowSamples: UInt64 = 0
+    /// sFlow counter samples (formats 2 and 4): counted, not flows.
+    public var sflowCounterSamples: UInt64 = 0
+    /// sFlow samples of other formats or enterprises, skipped by their length.
+    public var sflowUnknownSamples: UInt64 = 0
+    /// sFlow flow records of formats kflow does not read, skipped by their length.
+    public var sflowUnknownRecords: UInt64 = 0
+    /// Sampled packet headers cut before the last layer kflow reads (the agent's snap length, or a
+    /// damaged header): the record keeps the fields before the cut.
+    public var sflowPartialPacketHeaders: UInt64 = 0
 
     /// Transport sessions evicted, all reasons.
     public var sessionsEvicted: UInt64 { sessionsEvictedByReason.reduce(0, &+) }

@@ -160,7 +160,9 @@ public final class Worker {
             }
             var received = 0
             if ready > 0 {
-                let now = Clock.wallSeconds
+                // Read once per turn: sFlow records carry it (ms) as their time; templates age by the second.
+                let nowMs = Clock.wallMilliseconds
+                let now = UInt32(truncatingIfNeeded: nowMs / 1000)
                 for i in 0..<socketCount where pollFDs[i].revents & Int16(POLLIN) != 0 {
                     let n = kflow_rx_batch_receive(rx, pollFDs[i].fd, 0)
                     if n < 0 {
@@ -170,7 +172,7 @@ public final class Worker {
                     // The heartbeat advances per datagram (a clock read and a store, ~1% of the cheapest
                     // datagram's decode): a batch of costly datagrams cannot starve it.
                     for d in 0..<UInt32(n) {
-                        receive(rx, index: d, nowSeconds: now, counters: &local)
+                        receive(rx, index: d, nowSeconds: now, nowMs: nowMs, counters: &local)
                         segment.heartbeat(at: Clock.monotonicNanoseconds)
                     }
                     received += Int(n)
@@ -248,7 +250,8 @@ public final class Worker {
     static let fatalProducerExitCode: Int32 = 3
 
     @inline(__always)
-    private func receive(_ rx: OpaquePointer, index: UInt32, nowSeconds: UInt32, counters: inout WorkerReadings.Receive) {
+    private func receive(_ rx: OpaquePointer, index: UInt32, nowSeconds: UInt32, nowMs: UInt64,
+                         counters: inout WorkerReadings.Receive) {
         var length = 0
         var truncated: Int32 = 0
         guard let data = kflow_rx_batch_data(rx, index, &length, &truncated) else { return }
@@ -264,7 +267,8 @@ public final class Worker {
             return
         }
         decoder.decode(UnsafeRawBufferPointer(start: data, count: length),
-                       from: ExporterAddress(address: address, port: port), nowSeconds: nowSeconds, into: &sink)
+                       from: ExporterAddress(address: address, port: port), nowSeconds: nowSeconds, arrivalMs: nowMs,
+                       into: &sink)
     }
 
     private func publish(_ local: WorkerReadings.Receive) {
@@ -298,6 +302,15 @@ public final class Worker {
         // The busiest exporters first, so the table's capacity keeps the ones that matter.
         if entries.count > WorkerSegment.exporterCapacity { entries.sort { $0.datagrams > $1.datagrams } }
         segment.publishExporters(entries)
+        var agents: [WorkerSegment.SFlowAgentEntry] = []
+        decoder.forEachSFlowAgent { agent, stats in
+            agents.append(.init(agent: agent, samplePool: stats.samplePool, samplesDropped: stats.samplesDropped))
+        }
+        // The agents dropping most first, then the busiest, so the table's capacity keeps the ones that matter.
+        if agents.count > WorkerSegment.sflowAgentCapacity {
+            agents.sort { ($0.samplesDropped, $0.samplePool) > ($1.samplesDropped, $1.samplePool) }
+        }
+        segment.publishSFlowAgents(agents)
     }
 
     /// Imports every predecessor snapshot that changed since the last import; returns templates added.

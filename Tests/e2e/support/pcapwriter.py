@@ -11,8 +11,10 @@ from dataclasses import dataclass, field
 
 ETHERTYPE_IPV4 = 0x0800
 ETHERTYPE_IPV6 = 0x86DD
+PROTO_ICMP = 1
 PROTO_TCP = 6
 PROTO_UDP = 17
+PROTO_ICMPV6 = 58
 
 TCP_FIN, TCP_SYN, TCP_RST, TCP_PSH, TCP_ACK = 0x01, 0x02, 0x04, 0x08, 0x10
 
@@ -28,7 +30,10 @@ def _checksum(data: bytes) -> int:
 
 @dataclass(frozen=True)
 class Packet:
-    """One IP packet between two endpoints. `ip_length` is what a flow exporter counts as bytes."""
+    """One IP packet between two endpoints. `ip_length` is what a flow exporter counts as bytes.
+    ICMP and ICMPv6 take `sport` as the type and `dport` as the code; `vlans` are 802.1Q tags (TPID
+    0x8100), outermost first: two are QinQ as double 802.1Q tagging, which pmacctd parses (frames with
+    802.1ad's 0x88A8 it drops)."""
 
     src: str
     dst: str
@@ -38,6 +43,7 @@ class Packet:
     payload: bytes = b""
     tcp_flags: int = 0
     timestamp: float = 1_700_000_000.0
+    vlans: tuple[int, ...] = ()
 
     @property
     def is_v6(self) -> bool:
@@ -50,15 +56,19 @@ class Packet:
             header = struct.pack("!HHIIBBHHH", self.sport, self.dport, 1, 0, 5 << 4, self.tcp_flags, 65535, 0, 0)
         elif self.proto == PROTO_UDP:
             header = struct.pack("!HHHH", self.sport, self.dport, 8 + len(self.payload), 0)
+        elif self.proto in (PROTO_ICMP, PROTO_ICMPV6):
+            header = struct.pack("!BBHI", self.sport, self.dport, 0, 0x00010001)  # echo: identifier, sequence
         else:
-            raise ValueError(f"protocol {self.proto} is not TCP or UDP")
+            raise ValueError(f"protocol {self.proto} is not TCP, UDP, ICMP or ICMPv6")
         segment = header + self.payload
+        if self.proto == PROTO_ICMP:
+            return segment[:2] + struct.pack("!H", _checksum(segment)) + segment[4:]
         if self.is_v6:
             pseudo = src + dst + struct.pack("!IxxxB", len(segment), self.proto)
         else:
             pseudo = src + dst + struct.pack("!xBH", self.proto, len(segment))
         checksum = _checksum(pseudo + segment) or 0xFFFF
-        offset = 16 if self.proto == PROTO_TCP else 6
+        offset = {PROTO_TCP: 16, PROTO_UDP: 6, PROTO_ICMPV6: 2}[self.proto]
         return segment[:offset] + struct.pack("!H", checksum) + segment[offset + 2 :]
 
     def ip(self) -> bytes:
@@ -77,7 +87,8 @@ class Packet:
 
     def frame(self) -> bytes:
         ethertype = ETHERTYPE_IPV6 if self.is_v6 else ETHERTYPE_IPV4
-        return b"\x02\x00\x00\x00\x00\x02" + b"\x02\x00\x00\x00\x00\x01" + struct.pack("!H", ethertype) + self.ip()
+        tags = b"".join(struct.pack("!HH", 0x8100, vid) for vid in self.vlans)
+        return b"\x02\x00\x00\x00\x00\x02" + b"\x02\x00\x00\x00\x00\x01" + tags + struct.pack("!H", ethertype) + self.ip()
 
 
 def write_pcap(path, packets: list[Packet]) -> None:

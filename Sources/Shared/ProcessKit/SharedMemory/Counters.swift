@@ -26,8 +26,12 @@ public enum WorkerCounter: Int, CaseIterable, Sendable {
     case recordsWithoutFlowFields, datagramsWithoutSession
     case templateBytesActive
     case ipfixMessages, netflowV9Messages, netflowV5Messages
+    // The sFlow case sits here, out of append order, so the kflow_messages_total family stays contiguous.
+    case sflowDatagrams
     case exportersImportedOnly, templatesImportedOnly
     case templateStateRejected, templateStateWrites, templateStateWriteErrors
+    case sflowFlowSamples, sflowCounterSamples, sflowUnknownSamples, sflowUnknownRecords
+    case sflowPartialPacketHeaders
 
     /// How the master exposes a counter, and what the worker stores in its slot.
     public struct Metric: Sendable {
@@ -100,6 +104,12 @@ public enum WorkerCounter: Int, CaseIterable, Sendable {
         case .templateStateRejected: Metric("kflow_template_state_rejected_total", "Template state files (templates.state.dir) rejected at start: corrupt, truncated, foreign or unsafe to trust; each is logged.") { $0.templateState.rejected }
         case .templateStateWrites: Metric("kflow_template_state_writes_total", "Template state files written (atomically: temporary file, fsync, rename).") { $0.templateState.writes }
         case .templateStateWriteErrors: Metric("kflow_template_state_write_errors_total", "Template state files that could not be written; logged.") { $0.templateState.writeErrors }
+        case .sflowDatagrams: Self.messages("sflow") { $0.decode.sflowDatagrams }
+        case .sflowFlowSamples: Self.sflowSamples("flow") { $0.decode.sflowFlowSamples }
+        case .sflowCounterSamples: Self.sflowSamples("counter") { $0.decode.sflowCounterSamples }
+        case .sflowUnknownSamples: Self.sflowSamples("unknown") { $0.decode.sflowUnknownSamples }
+        case .sflowUnknownRecords: Metric("kflow_sflow_records_skipped_total", "sFlow flow records of formats kflow does not read, skipped by their length.") { $0.decode.sflowUnknownRecords }
+        case .sflowPartialPacketHeaders: Metric("kflow_sflow_partial_headers_total", "Sampled packet headers that end before the last layer kflow reads (snap length or damage): the record keeps the fields before the cut.") { $0.decode.sflowPartialPacketHeaders }
         }
     }
 
@@ -112,8 +122,13 @@ public enum WorkerCounter: Int, CaseIterable, Sendable {
     }
 
     private static func messages(_ protocolLabel: String, read: @escaping @Sendable (WorkerReadings) -> UInt64) -> Metric {
-        Metric("kflow_messages_total", "IPFIX, NetFlow v9 and v5 messages whose header was valid, by protocol (ipfix, netflow_v9, netflow_v5).",
+        Metric("kflow_messages_total", "IPFIX, NetFlow v9 and v5 messages and sFlow v5 datagrams whose header was valid, by protocol (ipfix, netflow_v9, netflow_v5, sflow).",
                label: ("protocol", protocolLabel), read: read)
+    }
+
+    private static func sflowSamples(_ type: String, read: @escaping @Sendable (WorkerReadings) -> UInt64) -> Metric {
+        Metric("kflow_sflow_samples_total", "sFlow samples read, by type: flow (formats 1 and 3; each emitted as one record unless malformed), counter (formats 2 and 4; not flows), unknown (skipped by their length).",
+               label: ("type", type), read: read)
     }
 }
 

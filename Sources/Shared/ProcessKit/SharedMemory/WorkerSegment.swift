@@ -49,6 +49,19 @@ public final class WorkerSegment: @unchecked Sendable {
         public var heard: Bool { firstSeenSeconds != 0 }
     }
 
+    /// One sFlow agent's sampling figures (`FlowDecoder.forEachSFlowAgent`), by agent address.
+    public struct SFlowAgentEntry: Equatable, Sendable {
+        public var agent: IPAddress
+        public var samplePool: UInt64
+        public var samplesDropped: UInt64
+
+        public init(agent: IPAddress, samplePool: UInt64, samplesDropped: UInt64) {
+            self.agent = agent
+            self.samplePool = samplePool
+            self.samplesDropped = samplesDropped
+        }
+    }
+
     static let magic: UInt64 = 0x4B46_4C4F_5753_4547  // "KFLOWSEG"
     static let layoutVersion: UInt64 = 2
     public static let counterCapacity = 64
@@ -67,11 +80,18 @@ public final class WorkerSegment: @unchecked Sendable {
     static let exporterSequenceOffset = errorsOffset + errorKindCapacity
     static let exporterCountOffset = exporterSequenceOffset + 1
     static let exportersOffset = exporterCountOffset + 1
-    public static let byteSize = (exportersOffset + exporterCapacity * exporterWords) * 8
+    // The sFlow agent table (behind its own seqlock) follows the exporter table.
+    public static let sflowAgentCapacity = 256
+    static let sflowAgentWords = 5
+    static let sflowAgentSequenceOffset = exportersOffset + exporterCapacity * exporterWords
+    static let sflowAgentCountOffset = sflowAgentSequenceOffset + 1
+    static let sflowAgentsOffset = sflowAgentCountOffset + 1
+    public static let byteSize = (sflowAgentsOffset + sflowAgentCapacity * sflowAgentWords) * 8
 
     private let region: SharedMemoryRegion
     private let words: UnsafeMutablePointer<UInt64>
     private let exporterLock: SeqLock
+    private let sflowAgentLock: SeqLock
     /// The memfd, for handing to the worker.
     public var fd: Int32 { region.fd }
 
@@ -93,6 +113,7 @@ public final class WorkerSegment: @unchecked Sendable {
     private init(region: consuming SharedMemoryRegion) {
         words = region.word(0)
         exporterLock = SeqLock(sequence: region.word(Self.exporterSequenceOffset))
+        sflowAgentLock = SeqLock(sequence: region.word(Self.sflowAgentSequenceOffset))
         self.region = region
     }
 
@@ -182,6 +203,54 @@ public final class WorkerSegment: @unchecked Sendable {
                 result.append(entry)
             }
             return result
+        }
+    }
+
+    // MARK: sFlow agents (behind their seqlock, rewritten as a whole like the exporters)
+    public func publishSFlowAgents(_ entries: some Sequence<SFlowAgentEntry>) {
+        writeTable(sflowAgentLock, Self.sflowAgentTable, entries) { e in
+            [e.agent.high, e.agent.low, UInt64(e.agent.family.rawValue), e.samplePool, e.samplesDropped]
+        }
+    }
+
+    /// A consistent copy of the sFlow agent table, or nil if the worker kept rewriting it.
+    public func readSFlowAgents() -> [SFlowAgentEntry]? {
+        readTable(sflowAgentLock, Self.sflowAgentTable) { w in
+            let family = IPAddress.Family(rawValue: UInt8(truncatingIfNeeded: w[2])) ?? .none
+            return SFlowAgentEntry(agent: IPAddress(high: w[0], low: w[1], family: family), samplePool: w[3], samplesDropped: w[4])
+        }
+    }
+
+    /// Where a table of fixed-size rows lives: its row count word, its first row, words per row, capacity.
+    struct Table {
+        let countWord: Int
+        let firstRow: Int
+        let rowWords: Int
+        let capacity: Int
+    }
+
+    static let sflowAgentTable = Table(countWord: sflowAgentCountOffset, firstRow: sflowAgentsOffset,
+                                       rowWords: sflowAgentWords, capacity: sflowAgentCapacity)
+
+    /// Rewrites `table` with the rows of `entries` (the first `capacity`), each as `row` says.
+    private func writeTable<E>(_ lock: SeqLock, _ table: Table, _ entries: some Sequence<E>, row: (E) -> [UInt64]) {
+        lock.write {
+            var count = 0
+            for e in entries where count < table.capacity {
+                for (i, word) in row(e).prefix(table.rowWords).enumerated() { store(word: table.firstRow + count * table.rowWords + i, word) }
+                count += 1
+            }
+            store(word: table.countWord, UInt64(count))
+        }
+    }
+
+    /// The rows of `table`, each made from its words, or nil if the writer kept rewriting it.
+    private func readTable<E>(_ lock: SeqLock, _ table: Table, row: ([UInt64]) -> E) -> [E]? {
+        lock.read(attempts: Self.exporterReadAttempts) {
+            let count = min(Int(load(word: table.countWord)), table.capacity)
+            return (0..<count).map { i in
+                row((0..<table.rowWords).map { load(word: table.firstRow + i * table.rowWords + $0) })
+            }
         }
     }
 }
