@@ -47,7 +47,8 @@ final class Master {
         let workers = configuration.workerCount(onlineCPUs: cpus)
         var groups = SocketGroups()
         let group = try groups.prepare(host: configuration.serverHost, port: configuration.serverPort,
-                                       count: workers, bufferSize: configuration.serverBufferSize)
+                                       count: workers, bufferSize: configuration.serverBufferSize,
+                                       balance: configuration.balance(workers: workers))
         let bufferBytes = group.sockets.first?.receiveBufferBytes ?? 0
         logger.info("listening on [\(configuration.serverHost)]:\(configuration.serverPort)/udp with \(workers) worker(s), SO_RCVBUF \(bufferBytes) bytes")
         if configuration.serverBufferSize * 2 > bufferBytes {

@@ -37,6 +37,7 @@ final class ReloadCoordinator {
         let slots: [WorkerSlot]
         let groupID: Int
         let socketCount: Int
+        let balance: ReusePortBalance
     }
 
     struct PendingReload {
@@ -84,13 +85,13 @@ final class ReloadCoordinator {
         } else {
             previous = ServingGeneration(configuration: configuration, generation: supervisor.generation,
                                          slots: supervisor.slots, groupID: groups.current.id,
-                                         socketCount: groups.current.sockets.count)
+                                         socketCount: groups.current.sockets.count, balance: groups.current.balance)
         }
         let workers = next.workerCount(onlineCPUs: onlineCPUs)
         let group: SocketGroups.Group
         do {
             group = try groups.prepare(host: next.serverHost, port: next.serverPort, count: workers,
-                                       bufferSize: next.serverBufferSize)
+                                       bufferSize: next.serverBufferSize, balance: next.balance(workers: workers))
         } catch {
             if pending != nil { rollBack(to: previous) }
             return "\(error)"
@@ -139,7 +140,7 @@ final class ReloadCoordinator {
     private func rollBack(to previous: ServingGeneration) {
         supervisor.configuration = previous.configuration
         supervisor.generation = previous.generation
-        groups.reinstate(id: previous.groupID, socketCount: previous.socketCount)
+        groups.reinstate(id: previous.groupID, socketCount: previous.socketCount, balance: previous.balance)
         supervisor.group = groups.current
         supervisor.reinstate(previous.slots)
         // A group the reload bound for a new address goes now unless a stopping new worker still reads it
@@ -162,6 +163,8 @@ struct SocketGroups {
         let host: String
         let port: UInt16
         var sockets: [UDPSocket]
+        /// How the kernel spreads datagrams over the sockets (set on the group, re-set on reload).
+        var balance: ReusePortBalance = .hash
     }
 
     private(set) var all: [Group] = []
@@ -170,16 +173,21 @@ struct SocketGroups {
     var current: Group { all[all.count - 1] }
 
     /// Makes the current group fit host:port with at least `count` sockets: a new group when the
-    /// address changes, more sockets when the count grows (never fewer: queued packets are kept).
+    /// address changes, more sockets when the count grows (never fewer: queued packets are kept); then
+    /// sets its `balance` (round-robin over `count` workers, or the kernel's hash).
     @discardableResult
-    mutating func prepare(host: String, port: UInt16, count: Int, bufferSize: Int) throws(SystemError) -> Group {
+    mutating func prepare(host: String, port: UInt16, count: Int, bufferSize: Int,
+                          balance: ReusePortBalance = .hash) throws(SystemError) -> Group {
         if all.isEmpty || current.host != host || current.port != port {
             var fresh = Group(id: nextID, host: host, port: port, sockets: [])
-            for _ in 0..<count {
-                do { fresh.sockets.append(try UDPSocket.bind(host: host, port: port, receiveBufferBytes: bufferSize)) } catch {
-                    fresh.sockets.forEach { $0.close() }
-                    throw error
+            do throws(SystemError) {
+                for _ in 0..<count {
+                    fresh.sockets.append(try UDPSocket.bind(host: host, port: port, receiveBufferBytes: bufferSize))
                 }
+                try Self.set(balance, on: &fresh)
+            } catch {
+                fresh.sockets.forEach { $0.close() }
+                throw error
             }
             nextID += 1
             all.append(fresh)
@@ -190,19 +198,31 @@ struct SocketGroups {
         while group.sockets.count < count {
             group.sockets.append(try UDPSocket.bind(host: host, port: port, receiveBufferBytes: bufferSize))
         }
+        try Self.set(balance, on: &group)
         all[all.count - 1] = group
         return group
+    }
+
+    /// One socket sets the program of its whole SO_REUSEPORT group (sockets bound later join it).
+    private static func set(_ balance: ReusePortBalance, on group: inout Group) throws(SystemError) {
+        guard let first = group.sockets.first, balance != group.balance else { return }
+        try balance.apply(toGroupOf: first.fd)
+        group.balance = balance
     }
 
     /// Makes group `id` current again with its first `socketCount` sockets, after a reload that is
     /// abandoned: sockets the reload added are closed here (their kernel queue goes with the last copy,
     /// held by a stopping new worker), or they would take a share of the traffic nobody reads.
-    mutating func reinstate(id: Int, socketCount: Int) {
+    mutating func reinstate(id: Int, socketCount: Int, balance: ReusePortBalance) {
         guard let index = all.firstIndex(where: { $0.id == id }) else { return }
         var group = all.remove(at: index)
         if group.sockets.count > socketCount {
             group.sockets[socketCount...].forEach { $0.close() }
             group.sockets.removeLast(group.sockets.count - socketCount)
+        }
+        // The abandoned reload may have changed the group's program: the serving one's goes back.
+        if balance != group.balance, let first = group.sockets.first, (try? balance.apply(toGroupOf: first.fd)) != nil {
+            group.balance = balance
         }
         all.append(group)
     }

@@ -87,16 +87,19 @@ import Glibc
             #expect(h.master.pass())
         }
         #expect(h.supervisor.slots[0].failures == 4 && h.currentPIDs.isEmpty)
-        // The dead worker's segment is released; its template exchange is kept for its successor; the
-        // segments and exchanges of the failed starts are gone.
+        // The dead worker's segment is released; its slot keeps its template exchange for its successor;
+        // the segments of the failed starts are gone.
         #expect(memfds(named: "kflow-worker-") == 0)
         #expect(memfds(named: "kflow-templates-") == 1)
         while h.currentPIDs.isEmpty {
             h.clock.advance(milliseconds: 100)
             #expect(h.master.pass())
         }
-        #expect(memfds(named: "kflow-worker-") == 1 && memfds(named: "kflow-templates-") == 2)
-        #expect(h.processes.started.last?.launch.templateSources.count == 1)
+        // The successor publishes where its predecessor did (and reads it first): no new exchange.
+        #expect(memfds(named: "kflow-worker-") == 1 && memfds(named: "kflow-templates-") == 1)
+        let launches = h.processes.started.map(\.launch)
+        #expect(launches.last?.templateExchange == launches.first?.templateExchange)
+        #expect(launches.last?.templateSources == [])
     }
 
     @Test func eachWorkerGetsItsSocketsAndItsPredecessorsTemplateExchanges() throws {
@@ -104,9 +107,11 @@ import Glibc
         let first = h.processes.started
         #expect(first.map(\.launch.slot) == [0, 1])
         #expect(first.map(\.launch.sockets.count) == [1, 1])
-        // The second worker imports the first's exchange.
-        #expect(first[0].launch.templateSources == [])
-        #expect(first[1].launch.templateSources == [first[0].launch.templateExchange])
+        // Each worker reads its sibling's exchange for its whole life (a template one learns, the other
+        // finds); none of them is a predecessor to import at start.
+        #expect(first[0].launch.templateSources == [] && first[1].launch.templateSources == [])
+        #expect(first[0].launch.siblings == [first[1].launch.templateExchange])
+        #expect(first[1].launch.siblings == [first[0].launch.templateExchange])
         #expect(first[0].configuration.contains("kafka.topic="))
     }
 

@@ -64,6 +64,12 @@ public struct KflowConfiguration: Sendable {
     public var templatesMaxBytes = 0
     public var templatesMaxBytesPerSession = 0
     public var exportersMaxPerAddress = 0
+    /// `hash` (the kernel's 4-tuple hash) or `round-robin` (every datagram to any worker).
+    public var serverBalance = ""
+    /// Kafka topic the node's templates are shared through with the fleet; empty = not shared.
+    public var templatesTopic = ""
+    /// This node's name in the template topic; empty = hostname:server.port.
+    public var nodeID = ""
 
     /// Where each effective key's value came from; not part of equality (the same settings from a
     /// different layer are the same configuration).
@@ -124,6 +130,9 @@ enum ConfigurationKey: String, CaseIterable {
     case templatesMaxBytes = "templates.max.bytes"
     case templatesMaxBytesPerSession = "templates.max.bytes.per.session"
     case exportersMaxPerAddress = "exporters.max.per.address"
+    case serverBalance = "server.balance"
+    case templatesTopic = "templates.topic"
+    case nodeID = "node.id"
 
     static let kafkaPropsPrefix = "kafka.props."
 
@@ -145,6 +154,12 @@ enum ConfigurationKey: String, CaseIterable {
         case address(WritableKeyPath<KflowConfiguration, String>)
         /// A Kafka topic name.
         case topic(WritableKeyPath<KflowConfiguration, String>)
+        /// Empty, or a Kafka topic name.
+        case optionalTopic(WritableKeyPath<KflowConfiguration, String>)
+        /// One of the words (kept in lower case).
+        case choice(WritableKeyPath<KflowConfiguration, String>, [String])
+        /// Empty, or up to 200 of a-z A-Z 0-9 . _ - : (a name that goes into messages and logs).
+        case name(WritableKeyPath<KflowConfiguration, String>)
         case logLevel, allowList, outputFields, kafkaProperties
     }
 
@@ -177,6 +192,9 @@ enum ConfigurationKey: String, CaseIterable {
         case .templatesMaxBytes: return .integer(\.templatesMaxBytes, 65536...(1 << 40))
         case .templatesMaxBytesPerSession: return .integer(\.templatesMaxBytesPerSession, 65536...(1 << 40))
         case .exportersMaxPerAddress: return .integer(\.exportersMaxPerAddress, 1...maxInt32)
+        case .serverBalance: return .choice(\.serverBalance, ["hash", "round-robin"])
+        case .templatesTopic: return .optionalTopic(\.templatesTopic)
+        case .nodeID: return .name(\.nodeID)
         }
     }
 
@@ -207,7 +225,8 @@ extension KflowConfiguration {
         switch key.setting {
         case .integer(let path, _): String(self[keyPath: path])
         case .port(let path, _, _): String(self[keyPath: path])
-        case .address(let path), .topic(let path): self[keyPath: path]
+        case .address(let path), .topic(let path), .optionalTopic(let path), .choice(let path, _), .name(let path):
+            self[keyPath: path]
         case .logLevel: logLevel.rawValue
         case .allowList: serverAllow.description
         case .outputFields: outputFields.joined(separator: ",")

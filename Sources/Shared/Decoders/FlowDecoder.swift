@@ -9,6 +9,8 @@ public final class FlowDecoder {
     /// Why the last template snapshot import rejected all or part of its input; nil when it was whole.
     public internal(set) var lastTemplateSnapshotError: TemplateSnapshotError?
     let cache: TemplateCache
+    /// The other workers' snapshots, when this decoder looks unknown templates up there.
+    var siblings: SiblingTemplates?
     /// Records per batch handed to `decode`'s caller: a typical datagram's (about 30) in one.
     public static let recordBatchCapacity = 64
     /// The batch's records, allocated once (`FlowRecord` is plain data: nothing to deinitialise).

@@ -13,6 +13,9 @@ package struct CachedTemplate {
     package let plan: DecodePlan
     package let format: TemplateWireFormat
     package var lastRefreshedSeconds: UInt32
+    /// Defined or refreshed by its exporter here (a datagram), not only imported from a snapshot: what
+    /// this node publishes to the fleet's template topic.
+    package var heardFromExporter: Bool
 }
 
 /// One observation domain (IPFIX) or source ID (NetFlow v9) of a transport session.
@@ -36,6 +39,9 @@ package final class TransportSession {
     package var lastUsedTick: UInt64 = 0
     package var lastActiveSeconds: UInt32 = 0
     package var statistics = ExporterStatistics()
+    /// The template sources' state (`TemplateCache.unknownTemplateHandler`) when this session last
+    /// looked an unknown template up there: nothing new was published since if it is unchanged.
+    package var templateLookupEpoch: UInt64?
     /// Links of the cache's recency list this session is on (with or without templates); the cache
     /// alone changes them, and unlinks a session when it forgets it.
     fileprivate var newer: TransportSession?
@@ -105,6 +111,10 @@ package final class TemplateCache {
     /// Set while a snapshot is imported: sessions heard from live outrank ones read from a snapshot, so
     /// an import never evicts.
     package var isImporting = false
+    /// Asked when a data set names a template the session's domain lacks, before the set is counted as
+    /// unknown: may import it (from sibling workers' or the fleet's snapshots) and returns true when it
+    /// added anything. Nil: no such sources. Only the miss path calls it.
+    package var unknownTemplateHandler: ((TransportSession, _ nowSeconds: UInt32, inout DecodeStatistics) -> Bool)?
     private var tick: UInt64 = 0
     /// Most datagrams come from the session of the previous one: skip the hash lookup then.
     private var lastSession: TransportSession?
@@ -207,6 +217,7 @@ package final class TemplateCache {
             cached.plan.definition.elementsEqual(definition)
         else { return false }
         cached.lastRefreshedSeconds = nowSeconds
+        if !isImporting { cached.heardFromExporter = true }
         state.templates[id] = cached
         return true
     }
@@ -244,7 +255,8 @@ package final class TemplateCache {
             state = DomainState()
             session.domains[domain] = state
         }
-        state.templates[plan.templateID] = CachedTemplate(plan: plan, format: format, lastRefreshedSeconds: nowSeconds)
+        state.templates[plan.templateID] = CachedTemplate(
+            plan: plan, format: format, lastRefreshedSeconds: nowSeconds, heardFromExporter: !isImporting)
         if let held { account(session, removing: held.plan) }
         account(session, adding: plan)
         if held != nil {

@@ -1,0 +1,119 @@
+import FlowModel
+import WireFormat
+import Templates
+
+/// A template snapshot another process publishes and keeps current (a sibling worker's template
+/// exchange): `sequence` changes with every publish, `read` returns a consistent copy or nil.
+public protocol TemplateSnapshotSource: AnyObject {
+    var sequence: UInt64 { get }
+    func read() -> [UInt8]?
+}
+
+/// The snapshots of the other workers of this node, each read and parsed once per publish and indexed by
+/// transport session, so a worker meeting an unknown template (one exporter spread over every worker by
+/// `server.balance=round-robin`, or templates the fleet's topic brought to another worker) finds it
+/// within a publish (100 ms) instead of dropping data sets until the exporter re-sends it.
+final class SiblingTemplates {
+    private struct Source {
+        let source: any TemplateSnapshotSource
+        var parsedSequence: UInt64?
+        var sessions: [ExporterAddress: [SnapshotDomain]] = [:]
+        /// What reading the rest of the snapshot met, reported with the first import from it.
+        var readError: TemplateSnapshotError?
+    }
+
+    private var sources: [Source]
+
+    init(_ sources: [any TemplateSnapshotSource]) { self.sources = sources.map { Source(source: $0) } }
+
+    /// Moves whenever any source publishes: a session that looked up at one epoch need not look again
+    /// before it moves (this is the lookups' rate limit).
+    var epoch: UInt64 { sources.reduce(0) { $0 &+ $1.source.sequence } }
+
+    /// Re-reads the sources that published since they were last read; returns their indices. A source
+    /// being rewritten throughout the read keeps its previous contents until the next try.
+    func refresh() -> [Int] {
+        var changed: [Int] = []
+        for i in sources.indices {
+            let sequence = sources[i].source.sequence
+            guard sequence != sources[i].parsedSequence, sequence & 1 == 0, let bytes = sources[i].source.read() else { continue }
+            sources[i].parsedSequence = sequence
+            sources[i].sessions = [:]
+            sources[i].readError = nil
+            // Sequence 0 or empty: nothing published yet, not a bad snapshot.
+            guard sequence != 0, !bytes.isEmpty else { continue }
+            let (domains, error) = bytes.withUnsafeBytes { TemplateSnapshot.read($0) }
+            for domain in domains { sources[i].sessions[domain.exporter, default: []].append(domain) }
+            sources[i].readError = error
+            changed.append(i)
+        }
+        return changed
+    }
+
+    /// What the sources hold for `exporter`, source by source.
+    func domains(of exporter: ExporterAddress) -> [[SnapshotDomain]] {
+        sources.compactMap { $0.sessions[exporter] }
+    }
+
+    /// Every session source `index` holds, with what reading it met.
+    func sessions(ofSource index: Int) -> (sessions: [ExporterAddress: [SnapshotDomain]], readError: TemplateSnapshotError?) {
+        (sources[index].sessions, sources[index].readError)
+    }
+}
+
+extension FlowDecoder {
+    /// Makes the other workers' snapshots a source of templates: a data set whose template this decoder
+    /// lacks is looked up there (the whole session's templates and state are imported) before it is
+    /// counted as unknown. A session looks again only after some source published since its last look,
+    /// so a template nobody knows costs one lookup per publish, not one per data set.
+    public func useSiblingTemplates(_ sources: [any TemplateSnapshotSource]) {
+        guard !sources.isEmpty else {
+            siblings = nil
+            cache.unknownTemplateHandler = nil
+            return
+        }
+        let siblings = SiblingTemplates(sources)
+        self.siblings = siblings
+        cache.unknownTemplateHandler = { [unowned self] session, nowSeconds, statistics in
+            self.lookUpSiblings(session, in: siblings, nowSeconds: nowSeconds, statistics: &statistics)
+        }
+    }
+
+    private func lookUpSiblings(
+        _ session: TransportSession, in siblings: SiblingTemplates, nowSeconds: UInt32, statistics: inout DecodeStatistics
+    ) -> Bool {
+        let epoch = siblings.epoch
+        guard session.templateLookupEpoch != epoch else { return false }
+        session.templateLookupEpoch = epoch
+        statistics.siblingLookups &+= 1
+        _ = siblings.refresh()
+        var imported = 0
+        for domains in siblings.domains(of: session.exporter) {
+            imported += importDomains(domains, readError: nil, nowSeconds: nowSeconds, statistics: &statistics)
+        }
+        statistics.templatesFromSiblings &+= UInt64(imported)
+        statistics.templatesImported &+= UInt64(imported)
+        return imported > 0
+    }
+
+    /// For sessions spread over every worker (`server.balance=round-robin`): takes over from the sources
+    /// that published since the last call what they learned about sessions this decoder holds — newer
+    /// templates, options-derived sampling state, other per-domain state — so each worker decodes such a
+    /// session as the one that last heard its exporter. Sessions not held here are left alone. Returns
+    /// the templates imported.
+    @discardableResult
+    public func syncSiblingSessions(nowSeconds: UInt32) -> Int {
+        guard let siblings else { return 0 }
+        var imported = 0
+        for index in siblings.refresh() {
+            let (sessions, readError) = siblings.sessions(ofSource: index)
+            var held: [SnapshotDomain] = []
+            for (exporter, domains) in sessions where cache.sessions[exporter] != nil { held += domains }
+            guard !held.isEmpty || readError != nil else { continue }
+            imported += importDomains(held, readError: readError, nowSeconds: nowSeconds, statistics: &statistics)
+        }
+        statistics.templatesFromSiblings &+= UInt64(imported)
+        statistics.templatesImported &+= UInt64(imported)
+        return imported
+    }
+}
