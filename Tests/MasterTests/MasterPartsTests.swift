@@ -116,6 +116,45 @@ import Glibc
     }
 
 // MARK: - Reload coordinator
+    /// Sends `count` datagrams from one source socket to the group's port and returns how many each
+    /// socket of the group holds (read back non-blocking): real kernel placement.
+    static func datagramsPerSocket(_ h: MasterHarness, count: Int = 200) -> [Int] {
+        let sockets = h.master.reloads.groups.current.sockets
+        let sender = socket(AF_INET, Int32(SOCK_DGRAM.rawValue), 0)
+        defer { close(sender) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_port = h.port.bigEndian
+        address.sin_addr.s_addr = UInt32(0x7F00_0001).bigEndian
+        var payload: [UInt8] = [0, 10, 0, 4]
+        for _ in 0..<count {
+            _ = withUnsafePointer(to: &address) {
+                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { sendto(sender, &payload, payload.count, 0, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+            }
+        }
+        usleep(50_000)
+        return sockets.map { s in
+            var received = 0
+            var buffer = [UInt8](repeating: 0, count: 64)
+            while recv(s.fd, &buffer, buffer.count, Int32(MSG_DONTWAIT)) >= 0 { received += 1 }
+            return received
+        }
+    }
+
+    @Test func aReloadToRoundRobinSpreadsOneSenderOverEveryWorkersSocketAndBackToHashKeepsItOnOne() throws {
+        let h = try MasterHarness()
+        #expect(Self.datagramsPerSocket(h).filter { $0 > 0 }.count == 1, "hash: one source, one socket")
+        try h.reload(["server.balance": "round-robin"])
+        #expect(h.master.reloads.groups.current.balance == .roundRobin(workers: 2))
+        let spread = Self.datagramsPerSocket(h)
+        #expect(spread.count == 2 && spread.reduce(0, +) == 200 && spread.allSatisfy { $0 > 40 }, "round-robin: \(spread)")
+        h.workersRun()
+        #expect(h.master.pass())
+        try h.reload([:])
+        #expect(h.master.reloads.groups.current.balance == .hash)
+        #expect(Self.datagramsPerSocket(h).filter { $0 > 0 }.count == 1, "back to hash: the program is gone")
+    }
+
     @Test func aReloadStartsANewGenerationAndDrainsTheOldOnceEveryNewWorkerRuns() throws {
         let h = try MasterHarness()
         h.workersRun()

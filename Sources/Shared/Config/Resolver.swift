@@ -110,23 +110,23 @@ struct Resolver {
         return valid ? text : nil
     }
 
+    /// A `node.id`: what a topic name may hold, and ':' (the default is hostname:port).
     private static func name(_ text: String) -> String? {
-        guard text.utf8.count <= 200 else { return nil }
-        let legal = text.unicodeScalars.allSatisfy { scalar in
+        text.utf8.count <= 200 && isTopicText(text, alsoAllowing: ":") ? text : nil
+    }
+
+    /// Only a-z A-Z 0-9 . _ - (Kafka's topic characters), and `extra`.
+    private static func isTopicText(_ text: String, alsoAllowing extra: Unicode.Scalar? = nil) -> Bool {
+        text.unicodeScalars.allSatisfy { scalar in
             ("a"..."z").contains(scalar) || ("A"..."Z").contains(scalar) || ("0"..."9").contains(scalar)
-                || scalar == "." || scalar == "_" || scalar == "-" || scalar == ":"
+                || scalar == "." || scalar == "_" || scalar == "-" || scalar == extra
         }
-        return legal ? text : nil
     }
 
     /// Kafka's own rule for topic names.
     private static func topicName(_ text: String) -> String? {
         guard (1...249).contains(text.utf8.count), text != ".", text != ".." else { return nil }
-        let legal = text.unicodeScalars.allSatisfy { scalar in
-            ("a"..."z").contains(scalar) || ("A"..."Z").contains(scalar) || ("0"..."9").contains(scalar)
-                || scalar == "." || scalar == "_" || scalar == "-"
-        }
-        return legal ? text : nil
+        return isTopicText(text) ? text : nil
     }
 
     private mutating func outputFields() -> [String] {

@@ -245,7 +245,7 @@ private final class Consumer {
         guard let topicHandle = rd_kafka_topic_new(handle, topic, nil) else { return false }
         defer { rd_kafka_topic_destroy(topicHandle) }
         var metadata: UnsafePointer<rd_kafka_metadata>?
-        let error = rd_kafka_metadata(handle, 0, topicHandle, &metadata, 5000)
+        let error = rd_kafka_metadata(handle, 0, topicHandle, &metadata, 2000)  // bounds a stop while the broker is away
         guard error == RD_KAFKA_RESP_ERR_NO_ERROR, let metadata else {
             report("metadata of \(topic): \(librdkafkaErrorText(error.rawValue))")
             return false

@@ -59,11 +59,9 @@ struct DecodeMessage {
         _ bytes: UnsafeRawBufferPointer, body: Range<Int>, templateID: UInt16, record: FlowRecord,
         statistics: inout DecodeStatistics, batch: inout RecordBatch
     ) {
-        guard
-            let plan = cache.template(templateID, domain: domain, in: session, nowSeconds: nowSeconds, statistics: &statistics)
-                ?? lookUpElsewhere(templateID, statistics: &statistics),
-            let state = cache.domainState(domain, in: session)
-        else {
+        var found = cache.template(templateID, domain: domain, in: session, nowSeconds: nowSeconds, statistics: &statistics)
+        if found == nil { found = lookUpElsewhere(templateID, statistics: &statistics) }
+        guard let plan = found, let state = cache.domainState(domain, in: session) else {
             statistics.setsWithUnknownTemplate &+= 1
             session.statistics.setsWithUnknownTemplate &+= 1
             return
