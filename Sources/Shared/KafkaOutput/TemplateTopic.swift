@@ -57,6 +57,9 @@ public final class TemplateTopic: @unchecked Sendable {
             guard let opaque, let message, message.pointee.err != RD_KAFKA_RESP_ERR_NO_ERROR else { return }
             Unmanaged<DeliveryFailures>.fromOpaque(opaque).takeUnretainedValue().count += 1
         }
+        // Broker errors are the flow producer's to log and count (rate-limited); unset, librdkafka would
+        // print each one to stderr a second time from here.
+        rd_kafka_conf_set_error_cb(configuration) { _, _, _, _ in }
         var errorText = [CChar](repeating: 0, count: Librdkafka.errorTextCapacity)
         guard let producer = rd_kafka_new(RD_KAFKA_PRODUCER, configuration, &errorText, errorText.count) else {
             rd_kafka_conf_destroy(configuration)
@@ -225,6 +228,7 @@ private final class Consumer {
         ]
         let configuration = try KafkaConfiguration.make(
             properties: properties.filter { !producerOnly.contains($0.name) } + own)
+        rd_kafka_conf_set_error_cb(configuration) { _, _, _, _ in }  // as the producer's, above
         var errorText = [CChar](repeating: 0, count: Librdkafka.errorTextCapacity)
         guard let handle = rd_kafka_new(RD_KAFKA_CONSUMER, configuration, &errorText, errorText.count) else {
             rd_kafka_conf_destroy(configuration)
