@@ -118,3 +118,39 @@ final class PublishedSnapshot: TemplateSnapshotSource {
         #expect(value.withUnsafeBytes { FleetTemplateMessage.parse($0) } == nil)
     }
 }
+
+extension SiblingAndFleetTemplateTests {
+    /// Round-robin: the data's worker meets the template before its sibling published it, and waits for
+    /// that publish (here: the sibling publishes during the third pause) instead of dropping the set.
+    @Test func aLookupThatFindsNothingWaitsForTheSiblingsNextPublishWithinItsBudget() {
+        let learner = FlowDecoder(), sibling = FlowDecoder()
+        let exchange = PublishedSnapshot()
+        exchange.publish(learner)  // nothing yet
+        var clock: UInt64 = 1_000_000_000
+        var pauses = 0
+        sibling.useSiblingTemplates([exchange], wait: SiblingWait(
+            maxWaitNs: 10_000_000, budgetNs: 15_000_000, clock: { clock },
+            pause: {
+                clock += 1_000_000
+                pauses += 1
+                if pauses == 3 {
+                    _ = learner.decode(Self.template, nowSeconds: Self.now)
+                    exchange.publish(learner)
+                }
+            }))
+        #expect(sibling.decode(Self.data(1), nowSeconds: Self.now).map(\.srcPort) == [1])
+        #expect(pauses == 3 && sibling.statistics.setsWithUnknownTemplate == 0)
+        // A template nobody publishes: one full wait (10 ms), then only the 2 ms left of this second's
+        // budget, then none until the next second.
+        let other = ExporterAddress.v4(0xC000_0203, port: 9)
+        exchange.publish(FlowDecoder())
+        _ = sibling.decode(Self.data(2), from: other, nowSeconds: Self.now)
+        #expect(pauses == 13)
+        exchange.publish(FlowDecoder())
+        _ = sibling.decode(Self.data(3), from: other, nowSeconds: Self.now)
+        #expect(pauses == 15)
+        exchange.publish(FlowDecoder())
+        _ = sibling.decode(Self.data(4), from: other, nowSeconds: Self.now)
+        #expect(pauses == 15 && sibling.statistics.setsWithUnknownTemplate == 3)
+    }
+}

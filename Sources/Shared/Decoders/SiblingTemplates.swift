@@ -23,8 +23,12 @@ final class SiblingTemplates {
     }
 
     private var sources: [Source]
+    var wait: SiblingWait?
 
-    init(_ sources: [any TemplateSnapshotSource]) { self.sources = sources.map { Source(source: $0) } }
+    init(_ sources: [any TemplateSnapshotSource], wait: SiblingWait?) {
+        self.sources = sources.map { Source(source: $0) }
+        self.wait = wait
+    }
 
     /// Moves whenever any source publishes: a session that looked up at one epoch need not look again
     /// before it moves (this is the lookups' rate limit).
@@ -61,18 +65,65 @@ final class SiblingTemplates {
     }
 }
 
+/// With `server.balance=round-robin` the datagram carrying a template and the exporter's next data sets
+/// reach different workers at once: the data's worker may meet the template before its sibling has even
+/// published it. Such a worker waits for a sibling's next publish (polling its sequence) up to
+/// `maxWaitNs` before dropping the set as unknown — within a budget of `budgetNs` of waiting per second,
+/// so a template nobody will ever publish costs at most that share of the worker's time.
+public struct SiblingWait {
+    public var maxWaitNs: UInt64
+    public var budgetNs: UInt64
+    /// Monotonic nanoseconds, and a short sleep between looks (the worker's own, from SystemKit).
+    public var clock: () -> UInt64
+    public var pause: () -> Void
+    private var windowStartNs: UInt64 = 0
+    private var spentNs: UInt64 = 0
+
+    public init(maxWaitNs: UInt64, budgetNs: UInt64, clock: @escaping () -> UInt64, pause: @escaping () -> Void) {
+        self.maxWaitNs = maxWaitNs
+        self.budgetNs = budgetNs
+        self.clock = clock
+        self.pause = pause
+    }
+
+    /// Waits until `changed()` or the wait (or what is left of this second's budget) runs out; true when
+    /// something changed.
+    mutating func wait(until changed: () -> Bool) -> Bool {
+        let start = clock()
+        if start &- windowStartNs >= 1_000_000_000 {
+            windowStartNs = start
+            spentNs = 0
+        }
+        guard spentNs < budgetNs else { return false }
+        let deadline = start + min(maxWaitNs, budgetNs - spentNs)
+        var now = start
+        var seen = false
+        while now < deadline {
+            pause()
+            now = clock()
+            if changed() {
+                seen = true
+                break
+            }
+        }
+        spentNs += now &- start
+        return seen
+    }
+}
+
 extension FlowDecoder {
     /// Makes the other workers' snapshots a source of templates: a data set whose template this decoder
     /// lacks is looked up there (the whole session's templates and state are imported) before it is
     /// counted as unknown. A session looks again only after some source published since its last look,
     /// so a template nobody knows costs one lookup per publish, not one per data set.
-    public func useSiblingTemplates(_ sources: [any TemplateSnapshotSource]) {
+    /// With `wait`, a lookup that finds nothing waits for a sibling's next publish (see `SiblingWait`).
+    public func useSiblingTemplates(_ sources: [any TemplateSnapshotSource], wait: SiblingWait? = nil) {
         guard !sources.isEmpty else {
             siblings = nil
             cache.unknownTemplateHandler = nil
             return
         }
-        let siblings = SiblingTemplates(sources)
+        let siblings = SiblingTemplates(sources, wait: wait)
         self.siblings = siblings
         cache.unknownTemplateHandler = { [unowned self] session, nowSeconds, statistics in
             self.lookUpSiblings(session, in: siblings, nowSeconds: nowSeconds, statistics: &statistics)
@@ -82,14 +133,21 @@ extension FlowDecoder {
     private func lookUpSiblings(
         _ session: TransportSession, in siblings: SiblingTemplates, nowSeconds: UInt32, statistics: inout DecodeStatistics
     ) -> Bool {
-        let epoch = siblings.epoch
+        var epoch = siblings.epoch
         guard session.templateLookupEpoch != epoch else { return false }
-        session.templateLookupEpoch = epoch
-        statistics.siblingLookups &+= 1
-        _ = siblings.refresh()
         var imported = 0
-        for domains in siblings.domains(of: session.exporter) {
-            imported += importDomains(domains, readError: nil, nowSeconds: nowSeconds, statistics: &statistics)
+        for attempt in 0..<2 {
+            session.templateLookupEpoch = epoch
+            statistics.siblingLookups &+= 1
+            _ = siblings.refresh()
+            for domains in siblings.domains(of: session.exporter) {
+                imported += importDomains(domains, readError: nil, nowSeconds: nowSeconds, statistics: &statistics)
+            }
+            // Nothing yet: once, wait for a sibling's next publish and look again.
+            guard imported == 0, attempt == 0,
+                siblings.wait?.wait(until: { siblings.epoch != epoch }) == true
+            else { break }
+            epoch = siblings.epoch
         }
         statistics.templatesFromSiblings &+= UInt64(imported)
         statistics.templatesImported &+= UInt64(imported)
