@@ -28,7 +28,7 @@ KFLOW_LOSS_COUNTERS = ("kflow_kafka_queue_full_drops_total", "kflow_kafka_produc
 
 @dataclasses.dataclass
 class CollectorSpec:
-    name: str             # nfacctd, nfacctd-batch, kflow, kflow-batch
+    name: str             # nfacctd, nfacctd-batch, kflow, kflow-batch, kflow-rr
     kind: str             # nfacctd or kflow
     batch_records: int    # 1 = one record per Kafka message
 
@@ -112,6 +112,8 @@ class KflowCollector:
             "metrics.host": "127.0.0.1", "metrics.port": args.metrics_port,
             "output.batch.records": spec.batch_records,
         }
+        if spec.name == "kflow-rr":
+            properties["server.balance"] = "round-robin"  # one exporter spread over every worker
         properties.update(args.kflow_set)
         self.kflow = Kflow(workdir, properties, bin_dir=Path(args.kflow_bin))
         self.log = self.kflow.stderr_path

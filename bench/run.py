@@ -83,7 +83,8 @@ def parse_settings(items: list[str]) -> dict[str, str]:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--collectors", default="nfacctd,kflow,kflow-batch",
-                        help="comma-separated: nfacctd, nfacctd-batch, kflow, kflow-batch")
+                        help="comma-separated: nfacctd, nfacctd-batch, kflow, kflow-batch, "
+                             "kflow-rr (kflow with server.balance=round-robin)")
     parser.add_argument("--rates", default="10k,50k,100k,200k,300k,400k,600k,800k",
                         help="rate sweep, flows/s (k, M suffixes; 'max' = flat out); empty to skip")
     parser.add_argument("--seconds", type=float, default=5.0, help="step length: flows = rate x seconds")
@@ -134,7 +135,7 @@ def main() -> int:
     specs = []
     for name in (n.strip() for n in args.collectors.split(",") if n.strip()):
         kind = name.split("-")[0]
-        if kind not in ("nfacctd", "kflow") or name not in (kind, f"{kind}-batch"):
+        if kind not in ("nfacctd", "kflow") or name not in (kind, f"{kind}-batch", "kflow-rr"):
             parser.error(f"unknown collector '{name}'")
         specs.append(CollectorSpec(name, kind, args.batch_records if name.endswith("-batch") else 1))
 

@@ -10,11 +10,13 @@ import Glibc
 /// libFuzzer target: `importTemplateSnapshot` on arbitrary bytes (the snapshot a worker takes over from
 /// its predecessor through shared memory), as given and again with the header's body length and checksum
 /// made right, so mutations reach the entries behind the checksum. Whatever it accepts must survive its own
-/// round trip.
+/// round trip. The same bytes are also read as a value of the fleet's template topic (`FleetTemplateMessage`:
+/// an envelope around a snapshot, from another node).
 @_cdecl("LLVMFuzzerTestOneInput")
 public func fuzzSnapshot(_ data: UnsafePointer<UInt8>?, _ size: Int) -> Int32 {
     let input = UnsafeRawBufferPointer(start: data, count: size)
     importAndRoundTrip(input)
+    if let (_, snapshot) = FleetTemplateMessage.parse(input) { importAndRoundTrip(snapshot) }
     if size >= 20 {
         var fixed = Array(input)
         sealSnapshotHeader(&fixed)

@@ -9,6 +9,14 @@
 #include <sys/prctl.h>
 #include <sys/signalfd.h>
 #include <sys/uio.h>
+#include <linux/filter.h>
+
+#ifndef SO_ATTACH_REUSEPORT_CBPF
+#define SO_ATTACH_REUSEPORT_CBPF 51
+#endif
+#ifndef SO_DETACH_REUSEPORT_BPF
+#define SO_DETACH_REUSEPORT_BPF 68
+#endif
 
 struct kflow_rx_batch {
     unsigned count;
@@ -92,4 +100,23 @@ int kflow_set_parent_death_signal(int sig) {
 int kflow_signalfd(const void *set) {
     int fd = signalfd(-1, (const sigset_t *)set, SFD_NONBLOCK | SFD_CLOEXEC);
     return fd >= 0 ? fd : -errno;
+}
+
+int kflow_reuseport_spread(int fd, unsigned n) {
+    if (n == 0) return -EINVAL;
+    // A = a random 32-bit number (an ancillary load: no packet bytes are read); A %= n; return A. The
+    // kernel falls back to its hash for an index past the group's end.
+    struct sock_filter code[] = {
+        BPF_STMT(BPF_LD | BPF_W | BPF_ABS, (unsigned)(SKF_AD_OFF + SKF_AD_RANDOM)),
+        BPF_STMT(BPF_ALU | BPF_MOD | BPF_K, n),
+        BPF_STMT(BPF_RET | BPF_A, 0),
+    };
+    struct sock_fprog program = {.len = sizeof(code) / sizeof(code[0]), .filter = code};
+    return setsockopt(fd, SOL_SOCKET, SO_ATTACH_REUSEPORT_CBPF, &program, sizeof(program)) == 0 ? 0 : -errno;
+}
+
+int kflow_reuseport_unspread(int fd) {
+    int unused = 0;
+    if (setsockopt(fd, SOL_SOCKET, SO_DETACH_REUSEPORT_BPF, &unused, sizeof(unused)) == 0) return 0;
+    return errno == ENOENT ? 0 : -errno;
 }

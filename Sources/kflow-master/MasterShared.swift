@@ -218,6 +218,11 @@ final class MasterShared: Sendable {
                     out.add(name, .counter, help: help, labels: [("agent", e.agent.description)], value: e[keyPath: field])
                 }
             }
+            // Per worker process, so an operator (and the balance test) sees how datagrams are spread.
+            out.declare("kflow_worker_datagrams_received_total", .counter, help: "UDP datagrams received per live worker process (by pid): how server.balance spreads them.")
+            for seg in s.live {
+                out.add("kflow_worker_datagrams_received_total", .counter, help: "", labels: [("pid", String(seg.pid)), ("generation", String(seg.generation))], value: seg[.datagramsReceived])
+            }
             out.add("kflow_workers", .gauge, help: "Worker processes running now (all generations).", value: UInt64(s.live.filter { $0.state == .running }.count))
             out.add("kflow_kafka_lost_in_dead_workers_total", .counter, help: "Messages a worker left in its producer queue when it died (killed, crashed) or exited without a delivery report for them. An estimate: produced - delivered - failed as the worker last published them (every 20 ms).", value: s.lostInDeadWorkers.messages)
             out.add("kflow_kafka_records_lost_in_dead_workers_total", .counter, help: "Flow records in those messages (equals the messages unless output.batch.records > 1).", value: s.lostInDeadWorkers.records)

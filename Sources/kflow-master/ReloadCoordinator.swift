@@ -163,10 +163,12 @@ struct SocketGroups {
         let host: String
         let port: UInt16
         var sockets: [UDPSocket]
+        /// How the kernel spreads datagrams over the sockets (set on the group, re-set on reload).
+        var balance: ReusePortBalance = .hash
     }
 
-    /// Which group each listener had and how many of its sockets: what a rollback restores.
-    typealias Saved = [Listener: (id: Int, socketCount: Int)]
+    /// Which group each listener had, how many of its sockets and its balance: what a rollback restores.
+    typealias Saved = [Listener: (id: Int, socketCount: Int, balance: ReusePortBalance)]
 
     private(set) var all: [Group] = []
     private var currentIDs: [Listener: Int] = [:]
@@ -188,7 +190,7 @@ struct SocketGroups {
 
     var saved: Saved {
         var saved: Saved = [:]
-        for group in serving { saved[group.listener] = (group.id, group.sockets.count) }
+        for group in serving { saved[group.listener] = (group.id, group.sockets.count, group.balance) }
         return saved
     }
 
@@ -198,12 +200,13 @@ struct SocketGroups {
     @discardableResult
     mutating func prepare(for configuration: KflowConfiguration, count: Int) throws(SystemError) -> [Group] {
         let before = saved
+        let balance = configuration.balance(workers: count)
         do {
             try prepare(.flows, host: configuration.serverHost, port: configuration.serverPort, count: count,
-                        bufferSize: configuration.serverBufferSize)
+                        bufferSize: configuration.serverBufferSize, balance: balance)
             if let port = configuration.sflowListenerPort {
                 try prepare(.sflow, host: configuration.serverHost, port: port, count: count,
-                            bufferSize: configuration.serverBufferSize)
+                            bufferSize: configuration.serverBufferSize, balance: balance)
             } else {
                 currentIDs[.sflow] = nil
             }
@@ -215,17 +218,21 @@ struct SocketGroups {
     }
 
     /// Makes the current group of `listener` fit host:port with at least `count` sockets: a new group
-    /// when the address changes, more sockets when the count grows (never fewer: queued packets are kept).
+    /// when the address changes, more sockets when the count grows (never fewer: queued packets are kept);
+    /// then sets its `balance` (round-robin over `count` workers, or the kernel's hash).
     @discardableResult
     mutating func prepare(_ listener: Listener = .flows, host: String, port: UInt16, count: Int,
-                          bufferSize: Int) throws(SystemError) -> Group {
+                          bufferSize: Int, balance: ReusePortBalance = .hash) throws(SystemError) -> Group {
         guard var group = current(listener), group.host == host, group.port == port else {
             var fresh = Group(id: nextID, listener: listener, host: host, port: port, sockets: [])
-            for _ in 0..<count {
-                do { fresh.sockets.append(try UDPSocket.bind(host: host, port: port, receiveBufferBytes: bufferSize)) } catch {
-                    fresh.sockets.forEach { $0.close() }
-                    throw error
+            do throws(SystemError) {
+                for _ in 0..<count {
+                    fresh.sockets.append(try UDPSocket.bind(host: host, port: port, receiveBufferBytes: bufferSize))
                 }
+                try Self.set(balance, on: &fresh)
+            } catch {
+                fresh.sockets.forEach { $0.close() }
+                throw error
             }
             nextID += 1
             all.append(fresh)
@@ -236,8 +243,16 @@ struct SocketGroups {
         while group.sockets.count < count {
             group.sockets.append(try UDPSocket.bind(host: host, port: port, receiveBufferBytes: bufferSize))
         }
+        try Self.set(balance, on: &group)
         replace(group)
         return group
+    }
+
+    /// One socket sets the program of its whole SO_REUSEPORT group (sockets bound later join it).
+    private static func set(_ balance: ReusePortBalance, on group: inout Group) throws(SystemError) {
+        guard let first = group.sockets.first, balance != group.balance else { return }
+        try balance.apply(toGroupOf: first.fd)
+        group.balance = balance
     }
 
     private mutating func replace(_ group: Group) {
@@ -250,7 +265,7 @@ struct SocketGroups {
     /// share of the traffic nobody reads. Groups it made current and nobody uses close in `closeUnused`.
     mutating func reinstate(_ saved: Saved) {
         for listener in Listener.allCases {
-            guard let (id, socketCount) = saved[listener],
+            guard let (id, socketCount, balance) = saved[listener],
                   var group = all.first(where: { $0.id == id }) else {
                 currentIDs[listener] = nil
                 continue
@@ -258,8 +273,12 @@ struct SocketGroups {
             if group.sockets.count > socketCount {
                 group.sockets[socketCount...].forEach { $0.close() }
                 group.sockets.removeLast(group.sockets.count - socketCount)
-                replace(group)
             }
+            // The abandoned reload may have changed the group's program: the serving one's goes back.
+            if balance != group.balance, let first = group.sockets.first, (try? balance.apply(toGroupOf: first.fd)) != nil {
+                group.balance = balance
+            }
+            replace(group)
             currentIDs[listener] = id
         }
     }

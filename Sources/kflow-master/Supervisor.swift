@@ -69,14 +69,21 @@ final class Supervisor {
 
     // MARK: - Starting
 
-    /// A new set of `count` slots, each with a worker of the current generation started now.
+    /// A new set of `count` slots, each with a worker of the current generation started now. Every
+    /// slot's template exchange exists before the first start: each worker gets its siblings' to read.
     func startGeneration(workers count: Int) {
         slots = (0..<count).map { WorkerSlot(index: $0) }
+        for i in slots.indices {
+            do { slots[i].exchange = try TemplateExchange(creating: "kflow-templates-\(i)") } catch {
+                logger.error("cannot create worker \(i)'s template exchange: \(error); retried at its start")
+            }
+        }
         for i in slots.indices { spawn(slot: i) }
     }
 
-    /// Starts slot `index`'s worker. The segment and exchange are released if the start fails, the
-    /// configuration pipe by `WorkerProcesses`.
+    /// Starts slot `index`'s worker. The segment is released if the start fails, the configuration pipe
+    /// by `WorkerProcesses`. The slot keeps its exchange for its whole generation: a replacement imports
+    /// what its predecessor published there and goes on publishing there, where its siblings look.
     private func spawn(slot index: Int) {
         // Worker i serves every socket j of each group with j % workers == i, so a shrunk worker count
         // keeps all sockets (and the packets queued in them) served.
@@ -85,10 +92,17 @@ final class Supervisor {
         }
         do throws(SystemError) {
             let segment = try WorkerSegment(creating: "kflow-worker-\(index)")
-            let exchange = try TemplateExchange(creating: "kflow-templates-\(index)")
+            let exchange: TemplateExchange
+            if let held = slots[index].exchange { exchange = held } else {
+                exchange = try TemplateExchange(creating: "kflow-templates-\(index)")
+                slots[index].exchange = exchange
+            }
+            let generationExchanges = Set(slots.compactMap { $0.exchange?.fd })
+            let siblings = slots.filter { $0.index != index }.compactMap { $0.exchange?.fd }
             let launch = WorkerLaunch(slot: index, generation: generation, sockets: sockets, segment: segment.fd,
                                       configuration: -1, templateExchange: exchange.fd,
-                                      templateSources: exchanges.sources)
+                                      templateSources: exchanges.sources.filter { !generationExchanges.contains($0) },
+                                      siblings: siblings)
             let pid = try processes.start(launch, configuration: Array(configuration.workerText().utf8))
             exchanges.add(exchange)
             let worker = WorkerProcess(slot: index, generation: generation, pid: pid, segment: segment,
@@ -299,7 +313,14 @@ struct TemplateExchangeBook {
     var sources: [Int32] { entries.suffix(Self.maxSources).map(\.exchange.fd) }
     var count: Int { entries.count }
 
-    mutating func add(_ exchange: TemplateExchange) { entries.append((exchange, nil)) }
+    /// Adds `exchange` for a new worker; a replacement's (its slot's exchange, reused) is live again.
+    mutating func add(_ exchange: TemplateExchange) {
+        if let i = entries.firstIndex(where: { $0.exchange === exchange }) {
+            entries[i].releasedAtNs = nil
+        } else {
+            entries.append((exchange, nil))
+        }
+    }
 
     /// Marks `exchange`'s worker gone at `nowNs`, and drops the exchanges gone longer than `keepNs`.
     mutating func release(_ exchange: TemplateExchange, nowNs: UInt64) {
@@ -340,6 +361,8 @@ final class WorkerProcess {
 struct WorkerSlot {
     let index: Int
     var worker: WorkerProcess?
+    /// Where the slot's workers publish their templates, for the generation's life (see `spawn`).
+    var exchange: TemplateExchange?
     var consecutiveFailures = 0
     var respawnAtNs: UInt64?
     /// Unexpected exits (or failed spawns) of this slot's workers, and how the latest ended: the reason a

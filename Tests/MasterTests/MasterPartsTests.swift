@@ -87,16 +87,19 @@ import Glibc
             #expect(h.master.pass())
         }
         #expect(h.supervisor.slots[0].failures == 4 && h.currentPIDs.isEmpty)
-        // The dead worker's segment is released; its template exchange is kept for its successor; the
-        // segments and exchanges of the failed starts are gone.
+        // The dead worker's segment is released; its slot keeps its template exchange for its successor;
+        // the segments of the failed starts are gone.
         #expect(memfds(named: "kflow-worker-") == 0)
         #expect(memfds(named: "kflow-templates-") == 1)
         while h.currentPIDs.isEmpty {
             h.clock.advance(milliseconds: 100)
             #expect(h.master.pass())
         }
-        #expect(memfds(named: "kflow-worker-") == 1 && memfds(named: "kflow-templates-") == 2)
-        #expect(h.processes.started.last?.launch.templateSources.count == 1)
+        // The successor publishes where its predecessor did (and reads it first): no new exchange.
+        #expect(memfds(named: "kflow-worker-") == 1 && memfds(named: "kflow-templates-") == 1)
+        let launches = h.processes.started.map(\.launch)
+        #expect(launches.last?.templateExchange == launches.first?.templateExchange)
+        #expect(launches.last?.templateSources == [])
     }
 
     @Test func eachWorkerGetsItsSocketsAndItsPredecessorsTemplateExchanges() throws {
@@ -104,13 +107,54 @@ import Glibc
         let first = h.processes.started
         #expect(first.map(\.launch.slot) == [0, 1])
         #expect(first.map(\.launch.sockets.count) == [1, 1])
-        // The second worker imports the first's exchange.
-        #expect(first[0].launch.templateSources == [])
-        #expect(first[1].launch.templateSources == [first[0].launch.templateExchange])
+        // Each worker reads its sibling's exchange for its whole life (a template one learns, the other
+        // finds); none of them is a predecessor to import at start.
+        #expect(first[0].launch.templateSources == [] && first[1].launch.templateSources == [])
+        #expect(first[0].launch.siblings == [first[1].launch.templateExchange])
+        #expect(first[1].launch.siblings == [first[0].launch.templateExchange])
         #expect(first[0].configuration.contains("kafka.topic="))
     }
 
 // MARK: - Reload coordinator
+    /// Sends `count` datagrams from one source socket to the group's port and returns how many each
+    /// socket of the group holds (read back non-blocking): real kernel placement.
+    static func datagramsPerSocket(_ h: MasterHarness, count: Int = 200) -> [Int] {
+        let sockets = h.master.reloads.groups.current.sockets
+        let sender = socket(AF_INET, Int32(SOCK_DGRAM.rawValue), 0)
+        defer { close(sender) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_port = h.port.bigEndian
+        address.sin_addr.s_addr = UInt32(0x7F00_0001).bigEndian
+        var payload: [UInt8] = [0, 10, 0, 4]
+        for _ in 0..<count {
+            _ = withUnsafePointer(to: &address) {
+                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { sendto(sender, &payload, payload.count, 0, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+            }
+        }
+        usleep(50_000)
+        return sockets.map { s in
+            var received = 0
+            var buffer = [UInt8](repeating: 0, count: 64)
+            while recv(s.fd, &buffer, buffer.count, Int32(MSG_DONTWAIT)) >= 0 { received += 1 }
+            return received
+        }
+    }
+
+    @Test func aReloadToRoundRobinSpreadsOneSenderOverEveryWorkersSocketAndBackToHashKeepsItOnOne() throws {
+        let h = try MasterHarness()
+        #expect(Self.datagramsPerSocket(h).filter { $0 > 0 }.count == 1, "hash: one source, one socket")
+        try h.reload(["server.balance": "round-robin"])
+        #expect(h.master.reloads.groups.current.balance == .roundRobin(workers: 2))
+        let spread = Self.datagramsPerSocket(h)
+        #expect(spread.count == 2 && spread.reduce(0, +) == 200 && spread.allSatisfy { $0 > 40 }, "round-robin: \(spread)")
+        h.workersRun()
+        #expect(h.master.pass())
+        try h.reload([:])
+        #expect(h.master.reloads.groups.current.balance == .hash)
+        #expect(Self.datagramsPerSocket(h).filter { $0 > 0 }.count == 1, "back to hash: the program is gone")
+    }
+
     @Test func aReloadStartsANewGenerationAndDrainsTheOldOnceEveryNewWorkerRuns() throws {
         let h = try MasterHarness()
         h.workersRun()

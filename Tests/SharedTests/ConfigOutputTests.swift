@@ -39,6 +39,7 @@ import Testing
             "templates.max.fields", "templates.max.bytes", "templates.max.bytes.per.session", "exporters.max.per.address",
             "kafka.key", "templates.state.dir",
             "sflow.port",
+            "server.balance", "templates.topic", "node.id",
         ])
         #expect(configuration.effectiveEntry("kafka.topic")?.source == .file(path: file.path, line: 1))
         #expect(configuration.effectiveEntry("kafka.props.acks")?.source == .file(path: file.path, line: 3))
@@ -78,7 +79,7 @@ import Testing
     @Test func workerTextIsOneKeyValueLinePerSetting() throws {
         let text = KflowConfiguration.defaults.workerText()
         #expect(text.hasPrefix("server.host=::\nserver.port=4739\n"))
-        #expect(text.hasSuffix("exporters.max.per.address=64\nkafka.key=none\ntemplates.state.dir=\nsflow.port=6343\n"))
+        #expect(text.hasSuffix("exporters.max.per.address=64\nkafka.key=none\ntemplates.state.dir=\nsflow.port=6343\nserver.balance=hash\ntemplates.topic=\nnode.id=\n"))
         #expect(text.split(separator: "\n").count == KflowConfiguration.defaults.effectiveEntries().count)
     }
 

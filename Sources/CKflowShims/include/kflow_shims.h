@@ -45,6 +45,13 @@ static inline uint64_t kflow_sequence_load_acquire(const uint64_t *sequence) {
 static inline void kflow_fence_release(void) { __atomic_thread_fence(__ATOMIC_RELEASE); }
 static inline void kflow_fence_acquire(void) { __atomic_thread_fence(__ATOMIC_ACQUIRE); }
 
+// ---- Spreading one exporter over the SO_REUSEPORT group ----------------------------------------------
+// Attaches a classic BPF program to fd's SO_REUSEPORT group that sends each datagram to socket
+// (random % n) of the group, whatever its source; -errno on failure. n >= 1.
+int kflow_reuseport_spread(int fd, unsigned n);
+// Removes the group's program (back to the kernel's 4-tuple hash); 0 when there was none, else -errno.
+int kflow_reuseport_unspread(int fd);
+
 // ---- Misc -------------------------------------------------------------------------------------------
 // memfd_create with MFD_CLOEXEC cleared so a spawned worker can inherit it; -errno on failure.
 int kflow_memfd_create(const char *name);

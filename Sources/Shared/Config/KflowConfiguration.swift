@@ -72,6 +72,12 @@ public struct KflowConfiguration: Sendable {
     /// UDP port of the sFlow v5 listener (a second SO_REUSEPORT group on `serverHost`); 0 = none. sFlow
     /// sent to `serverPort` is decoded too.
     public var sflowPort: UInt16 = 0
+    /// `hash` (the kernel's 4-tuple hash) or `round-robin` (every datagram to any worker).
+    public var serverBalance = ""
+    /// Kafka topic the node's templates are shared through with the fleet; empty = not shared.
+    public var templatesTopic = ""
+    /// This node's name in the template topic; empty = hostname:server.port.
+    public var nodeID = ""
 
     /// Where each effective key's value came from; not part of equality (the same settings from a
     /// different layer are the same configuration).
@@ -147,6 +153,9 @@ enum ConfigurationKey: String, CaseIterable {
     case kafkaKey = "kafka.key"
     case templatesStateDirectory = "templates.state.dir"
     case sflowPort = "sflow.port"
+    case serverBalance = "server.balance"
+    case templatesTopic = "templates.topic"
+    case nodeID = "node.id"
 
     static let kafkaPropsPrefix = "kafka.props."
 
@@ -171,6 +180,12 @@ enum ConfigurationKey: String, CaseIterable {
         /// An absolute directory path, or empty.
         case directory(WritableKeyPath<KflowConfiguration, String>)
         case logLevel, allowList, outputFields, kafkaProperties, messageKey
+        /// Empty, or a Kafka topic name.
+        case optionalTopic(WritableKeyPath<KflowConfiguration, String>)
+        /// One of the words (kept in lower case).
+        case choice(WritableKeyPath<KflowConfiguration, String>, [String])
+        /// Empty, or up to 200 of a-z A-Z 0-9 . _ - : (a name that goes into messages and logs).
+        case name(WritableKeyPath<KflowConfiguration, String>)
     }
 
     var setting: Setting {
@@ -205,6 +220,9 @@ enum ConfigurationKey: String, CaseIterable {
         case .kafkaKey: return .messageKey
         case .templatesStateDirectory: return .directory(\.templatesStateDirectory)
         case .sflowPort: return .port(\.sflowPort, 0...65535, problem: "is not a port number (1-65535, or 0 for no sFlow listener)")
+        case .serverBalance: return .choice(\.serverBalance, ["hash", "round-robin"])
+        case .templatesTopic: return .optionalTopic(\.templatesTopic)
+        case .nodeID: return .name(\.nodeID)
         }
     }
 
@@ -235,7 +253,9 @@ extension KflowConfiguration {
         switch key.setting {
         case .integer(let path, _): String(self[keyPath: path])
         case .port(let path, _, _): String(self[keyPath: path])
-        case .address(let path), .topic(let path), .directory(let path): self[keyPath: path]
+        case .address(let path), .topic(let path), .directory(let path), .optionalTopic(let path), .choice(let path, _),
+             .name(let path):
+            self[keyPath: path]
         case .messageKey: kafkaKey.description
         case .logLevel: logLevel.rawValue
         case .allowList: serverAllow.description

@@ -93,5 +93,15 @@ templates.state.dir=
 # UDP port for sFlow v5 (a second socket per worker on server.host, same server.allow); 0 = no
 # sFlow listener. sFlow sent to server.port is recognised and decoded there too.
 sflow.port=6343
+# How the kernel spreads datagrams over the workers: hash (one exporter session always reaches the
+# same worker) or round-robin (every datagram to any worker, so one busy exporter uses them all;
+# templates and sampling state are shared between the workers, sequence loss is not counted).
+server.balance=hash
+# Kafka topic through which the nodes of a fleet share templates (compacted on real Kafka:
+# cleanup.policy=compact); empty = not shared. A node then decodes data of an exporter that moved to
+# it with the templates another node learned.
+templates.topic=
+# This node's name in templates.topic (its own messages are skipped); empty = hostname:server.port.
+node.id=
 """#
 }

@@ -37,6 +37,16 @@ struct Resolver {
                 configuration[keyPath: path] = value(key, problem: "is not an IPv4 or IPv6 address literal", parse: Self.addressLiteral)
             case .topic(let path):
                 configuration[keyPath: path] = value(key, problem: "is not a Kafka topic name (1-249 of a-z A-Z 0-9 . _ -, not . or ..)", parse: Self.topicName)
+            case .optionalTopic(let path):
+                configuration[keyPath: path] = value(key, problem: "is neither empty nor a Kafka topic name (1-249 of a-z A-Z 0-9 . _ -, not . or ..)") {
+                    $0.isEmpty ? "" : Self.topicName($0)
+                }
+            case .choice(let path, let words):
+                configuration[keyPath: path] = value(key, problem: "is not one of \(words.joined(separator: ", "))") {
+                    words.contains($0.lowercased()) ? $0.lowercased() : nil
+                }
+            case .name(let path):
+                configuration[keyPath: path] = value(key, problem: "is not a name (up to 200 of a-z A-Z 0-9 . _ - :)", parse: Self.name)
             case .logLevel:
                 configuration.logLevel = value(key, problem: "is not one of debug, info, notice, warning, error") {
                     KflowConfiguration.LogLevel(rawValue: $0.lowercased())
@@ -109,14 +119,23 @@ struct Resolver {
         return valid ? text : nil
     }
 
+    /// A `node.id`: what a topic name may hold, and ':' (the default is hostname:port).
+    private static func name(_ text: String) -> String? {
+        text.utf8.count <= 200 && isTopicText(text, alsoAllowing: ":") ? text : nil
+    }
+
+    /// Only a-z A-Z 0-9 . _ - (Kafka's topic characters), and `extra`.
+    private static func isTopicText(_ text: String, alsoAllowing extra: Unicode.Scalar? = nil) -> Bool {
+        text.unicodeScalars.allSatisfy { scalar in
+            ("a"..."z").contains(scalar) || ("A"..."Z").contains(scalar) || ("0"..."9").contains(scalar)
+                || scalar == "." || scalar == "_" || scalar == "-" || scalar == extra
+        }
+    }
+
     /// Kafka's own rule for topic names.
     private static func topicName(_ text: String) -> String? {
         guard (1...249).contains(text.utf8.count), text != ".", text != ".." else { return nil }
-        let legal = text.unicodeScalars.allSatisfy { scalar in
-            ("a"..."z").contains(scalar) || ("A"..."Z").contains(scalar) || ("0"..."9").contains(scalar)
-                || scalar == "." || scalar == "_" || scalar == "-"
-        }
-        return legal ? text : nil
+        return isTopicText(text) ? text : nil
     }
 
     private mutating func outputFields() -> [String] {

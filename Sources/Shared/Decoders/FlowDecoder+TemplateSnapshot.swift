@@ -39,11 +39,23 @@ extension FlowDecoder {
     public func importTemplateSnapshot(_ bytes: UnsafeRawBufferPointer, nowSeconds: UInt32, source: TemplateSource = .sibling) -> Int {
         cache.importSource = source
         let (domains, readError) = TemplateSnapshot.read(bytes)
+        let imported = importDomains(domains, readError: readError, nowSeconds: nowSeconds, statistics: &statistics)
+        statistics.templatesImported &+= UInt64(imported)
+        return imported
+    }
+
+    /// Imports snapshot entries already read (`importTemplateSnapshot`, sibling and fleet lookups), counting
+    /// into `statistics` (the decoder's own, or the one a datagram's decode is counting into). A bad entry
+    /// (or `readError`, what reading the rest of the snapshot met) is counted and described as above.
+    func importDomains(
+        _ domains: [SnapshotDomain], readError: TemplateSnapshotError?, nowSeconds: UInt32,
+        statistics: inout DecodeStatistics
+    ) -> Int {
         var failure = readError
         var imported = 0
         entries: for domain in domains {
             for template in domain.templates {
-                switch importTemplate(template, of: domain, nowSeconds: nowSeconds) {
+                switch importTemplate(template, of: domain, nowSeconds: nowSeconds, statistics: &statistics) {
                 case .imported: imported += 1
                 case .skipped: break
                 case .rejected(let error):
@@ -57,7 +69,6 @@ extension FlowDecoder {
                 break entries
             }
         }
-        statistics.templatesImported &+= UInt64(imported)
         lastTemplateSnapshotError = failure
         if failure != nil { statistics.count(.invalidTemplateSnapshot) }
         return imported
@@ -70,7 +81,9 @@ extension FlowDecoder {
         case rejected(TemplateSnapshotError)
     }
 
-    private func importTemplate(_ template: SnapshotTemplate, of domain: SnapshotDomain, nowSeconds: UInt32) -> ImportOutcome {
+    private func importTemplate(
+        _ template: SnapshotTemplate, of domain: SnapshotDomain, nowSeconds: UInt32, statistics: inout DecodeStatistics
+    ) -> ImportOutcome {
         if cache.isExpired(template.lastRefreshedSeconds, now: nowSeconds) { return .skipped }
         let held = cache.cachedTemplate(template.templateID, domain: domain.domain, exporter: domain.exporter)
         if let held, held.lastRefreshedSeconds >= template.lastRefreshedSeconds { return .skipped }

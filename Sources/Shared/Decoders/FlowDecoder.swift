@@ -13,6 +13,8 @@ public final class FlowDecoder {
     /// Called with each sFlow datagram's header (agent, sub-agent, sequence) once it is valid, before its
     /// samples: where sequence tracking for sFlow hooks in. Nil costs a comparison per sFlow datagram.
     public var sflowDatagramObserver: ((ExporterAddress, SFlowDatagramHeader) -> Void)?
+    /// The other workers' snapshots, when this decoder looks unknown templates up there.
+    var siblings: SiblingTemplates?
     /// Records per batch handed to `decode`'s caller: a typical datagram's (about 30) in one.
     public static let recordBatchCapacity = 64
     /// The batch's records, allocated once (`FlowRecord` is plain data: nothing to deinitialise).

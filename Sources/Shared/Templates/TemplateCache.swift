@@ -60,6 +60,9 @@ package final class TransportSession {
     /// When its first datagram reached this worker; 0 while it is known only from an import.
     package var firstActiveSeconds: UInt32 = 0
     package var statistics = ExporterStatistics()
+    /// The template sources' state (`TemplateCache.unknownTemplateHandler`) when this session last
+    /// looked an unknown template up there: nothing new was published since if it is unchanged.
+    package var templateLookupEpoch: UInt64?
     /// Links of the cache's recency list this session is on (with or without templates); the cache
     /// alone changes them, and unlinks a session when it forgets it.
     fileprivate var newer: TransportSession?
@@ -131,6 +134,10 @@ package final class TemplateCache {
     package var isImporting = false
     /// What an import stores as each template's source.
     package var importSource = TemplateSource.sibling
+    /// Asked when a data set names a template the session's domain lacks, before the set is counted as
+    /// unknown: may import it (from sibling workers' or the fleet's snapshots) and returns true when it
+    /// added anything. Nil: no such sources. Only the miss path calls it.
+    package var unknownTemplateHandler: ((TransportSession, _ nowSeconds: UInt32, inout DecodeStatistics) -> Bool)?
     private var tick: UInt64 = 0
     /// Most datagrams come from the session of the previous one: skip the hash lookup then.
     private var lastSession: TransportSession?

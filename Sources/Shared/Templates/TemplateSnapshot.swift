@@ -80,6 +80,20 @@ package struct SnapshotDomain {
     package var extensions: [(kind: UInt8, value: [UInt8])] = []
 }
 
+/// One template of one observation domain of one transport session: what the fleet's template topic
+/// keys its messages by.
+package struct TemplateKey: Hashable, Sendable {
+    package var exporter: ExporterAddress
+    package var domain: UInt32
+    package var templateID: UInt16
+
+    package init(exporter: ExporterAddress, domain: UInt32, templateID: UInt16) {
+        self.exporter = exporter
+        self.domain = domain
+        self.templateID = templateID
+    }
+}
+
 package enum TemplateSnapshot {
     package static let magic: UInt32 = 0x4B46_5453  // "KFTS"
     package static let version: UInt16 = 2
@@ -94,8 +108,10 @@ package enum TemplateSnapshot {
 
     // MARK: - Writing
 
-    /// Serializes every cached template (expired ones included: the importer skips them by its clock).
-    package static func write(_ cache: TemplateCache, into buffer: inout [UInt8]) {
+    /// Serializes every cached template (expired ones included: the importer skips them by its clock),
+    /// or only the one `only` names (with its domain's state): a snapshot of one template, as the fleet's
+    /// template topic carries them (empty of sessions when the cache does not hold it).
+    package static func write(_ cache: TemplateCache, only: TemplateKey? = nil, into buffer: inout [UInt8]) {
         buffer.removeAll(keepingCapacity: true)
         buffer.appendBE32(magic)
         buffer.appendBE16(version)
@@ -107,7 +123,9 @@ package enum TemplateSnapshot {
         let sessionCountOffset = buffer.count
         buffer.appendBE32(0)
         var sessionCount: UInt32 = 0
-        for (exporter, session) in cache.sessions where session.templateCount > 0 {
+        let sessions: [(key: ExporterAddress, value: TransportSession)] =
+            if let only { cache.sessions[only.exporter].map { [(only.exporter, $0)] } ?? [] } else { Array(cache.sessions) }
+        for (exporter, session) in sessions where session.templateCount > 0 {
             buffer.append(exporter.address.family.rawValue)
             buffer.appendBE64(exporter.address.high)
             buffer.appendBE64(exporter.address.low)
@@ -115,13 +133,15 @@ package enum TemplateSnapshot {
             let domainCountOffset = buffer.count
             buffer.appendBE32(0)
             var domainCount: UInt32 = 0
-            for (domain, state) in session.domains where !state.templates.isEmpty {
+            for (domain, state) in session.domains where !state.templates.isEmpty && (only == nil || only?.domain == domain) {
+                let templates: [(key: UInt16, value: CachedTemplate)] =
+                    if let only { state.templates[only.templateID].map { [(only.templateID, $0)] } ?? [] } else { Array(state.templates) }
                 buffer.appendBE32(domain)
                 buffer.appendBE32(state.samplingInterval)
                 buffer.appendBE64(state.systemInitTimeMs)
                 buffer.appendBE32(state.optionsRefreshedSeconds)
-                buffer.appendBE32(UInt32(state.templates.count))
-                for (id, cached) in state.templates {
+                buffer.appendBE32(UInt32(templates.count))
+                for (id, cached) in templates {
                     buffer.append(cached.format.rawValue)
                     buffer.append((cached.plan.isOptions ? optionsFlag : 0) | cached.source.rawValue << sourceShift)
                     buffer.appendBE16(id)

@@ -108,6 +108,12 @@ public struct DecodeStatistics: Sendable {
     /// Templates added or redefined from another worker's snapshot (not counted in `templatesAdded`).
     public var templatesImported: UInt64 = 0
 
+    /// Lookups of an unknown template in the other workers' template snapshots (at most one per session
+    /// each time one of them publishes), and templates those lookups (and `server.balance=round-robin`'s
+    /// sync of sessions held here) took over; the latter are also in `templatesImported`.
+    public var siblingLookups: UInt64 = 0
+    public var templatesFromSiblings: UInt64 = 0
+
     private var errorCounts = [UInt64](repeating: 0, count: DecodeErrorKind.allCases.count)
 
     public init() {}

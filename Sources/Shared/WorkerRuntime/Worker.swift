@@ -60,6 +60,15 @@ public final class Worker {
     static let stateWriteIntervalNs: UInt64 = 5_000_000_000
     /// Session gauges, counted when the exporter table is published (every second).
     private var sessionGauges = SessionGauges()
+    /// `server.balance=round-robin`: every session may reach every worker, so what siblings learn about
+    /// sessions held here (templates, sampling state) is taken over every `siblingSyncIntervalNs`.
+    private let spreadsSessions: Bool
+    /// The fleet's template topic (`templates.topic`), when set: what this worker's exporters taught it
+    /// goes out (`fleetLedger`), and slot 0 reads what other nodes published.
+    private let fleet: TemplateTopic?
+    private var fleetLedger: FleetTemplateLedger
+    private var fleetCounters = WorkerReadings.Fleet()
+    private static let siblingSyncIntervalNs: UInt64 = 250_000_000
 
     /// Reads the configuration from the master's pipe and sets everything up; nothing is received yet.
     public init(launch: WorkerLaunch, signals: SignalWaiter, logger: Logger) throws(WorkerError) {
@@ -108,9 +117,18 @@ public final class Worker {
             templateExchange = nil
             logger.warning("worker \(launch.slot): no template exchange (\(error)); successors will relearn templates")
         }
-        templateSources = launch.templateSources.compactMap { fd in
-            do { return (exchange: try TemplateExchange(attaching: fd, writable: false), importedSequence: nil) } catch {
-                logger.warning("worker \(launch.slot): a predecessor's template exchange is unreadable (\(error)); its templates are relearned")
+        // The slot's exchange may hold what this slot's previous worker published (it crashed or was
+        // killed): it is this worker's first predecessor.
+        templateSources = (templateExchange.map { [(exchange: $0, importedSequence: nil)] } ?? [])
+            + launch.templateSources.compactMap { fd in
+                do { return (exchange: try TemplateExchange(attaching: fd, writable: false), importedSequence: nil) } catch {
+                    logger.warning("worker \(launch.slot): a predecessor's template exchange is unreadable (\(error)); its templates are relearned")
+                    return nil
+                }
+            }
+        let siblings: [any TemplateSnapshotSource] = launch.siblings.compactMap { fd in
+            do { return try TemplateExchange(attaching: fd, writable: false) } catch {
+                logger.warning("worker \(launch.slot): a sibling's template exchange is unreadable (\(error)); its templates are not looked up")
                 return nil
             }
         }
@@ -118,6 +136,31 @@ public final class Worker {
             ? nil : TemplateStateFiles(directory: configuration.templatesStateDirectory, slot: launch.slot)
         let batch = JSONMessageBatch(encoder: KFlowJSONEncoder(fields: fields), maxRecords: configuration.outputBatchRecords,
                                      keyMode: configuration.kafkaKey)
+        spreadsSessions = configuration.serverBalance == "round-robin" && !siblings.isEmpty
+        // Round-robin: the template's datagram and the next data sets reach different workers at once.
+        let wait = spreadsSessions
+            ? SiblingWait(maxWaitNs: 10_000_000, budgetNs: 50_000_000, clock: { Clock.monotonicNanoseconds },
+                          pause: { usleep(200) })
+            : nil
+        decoder.useSiblingTemplates(siblings, wait: wait)
+        let node = configuration.nodeID.isEmpty ? "\(Self.hostname()):\(configuration.serverPort)" : configuration.nodeID
+        fleetLedger = FleetTemplateLedger(node: node)
+        if configuration.templatesTopic.isEmpty {
+            fleet = nil
+        } else {
+            do {
+                fleet = try TemplateTopic(
+                    properties: configuration.kafkaProperties.map { (name: $0.key, value: $0.value) },
+                    topic: configuration.templatesTopic, consume: launch.slot == 0,
+                    maxMessageBytes: FleetTemplateMessage.maxValueBytes,
+                    log: { [logger, slot = launch.slot] line in logger.info("worker \(slot): \(line)") })
+                logger.info("worker \(launch.slot): sharing templates through \(configuration.templatesTopic) as node \(node)")
+            } catch {
+                // Without it the node still decodes what its exporters send it: say so, keep going.
+                fleet = nil
+                logger.error("worker \(launch.slot): templates.topic \(configuration.templatesTopic) unusable (\(error)); templates are not shared")
+            }
+        }
         sink = JSONFlowSink(batch: batch, transport: producer)
     }
 
@@ -145,6 +188,7 @@ public final class Worker {
         importTemplateState()
         let startNs = Clock.monotonicNanoseconds
         var lastImportNs = startNs
+        var lastSiblingSyncNs = startNs
         var lastTemplatePublishNs: UInt64 = 0
         segment.setState(.running)
         logger.info("worker \(launch.slot) (generation \(launch.generation)) receiving on \(launch.sockets.count) socket(s)")
@@ -200,10 +244,15 @@ public final class Worker {
                 lastImportNs = nowNs
                 if nowNs &- startNs > Self.templateImportWindowNs { releaseTemplateSources() }
             }
-            // Changes go out within 100 ms; a periodic republish carries refresh times forward, so a
+            if let fleet { exchangeWithFleet(fleet, nowNs: nowNs) }
+            if spreadsSessions, nowNs &- lastSiblingSyncNs > Self.siblingSyncIntervalNs {
+                decoder.syncSiblingSessions(nowSeconds: Clock.wallSeconds)
+                lastSiblingSyncNs = nowNs
+            }
+            // Changes go out within 100 ms (5 ms with round-robin); a periodic republish carries refresh times forward, so a
             // successor never takes templates as expired that the exporter keeps refreshing.
             let sincePublish = nowNs &- lastTemplatePublishNs
-            if (decoder.templateGeneration != publishedTemplateGeneration && sincePublish > 100_000_000)
+            if (decoder.templateGeneration != publishedTemplateGeneration && sincePublish > templatePublishIntervalNs())
                 || sincePublish > 60_000_000_000 {
                 publishTemplateSnapshot()
                 lastTemplatePublishNs = nowNs
@@ -241,6 +290,7 @@ public final class Worker {
         if drained.unaccounted > 0 {
             logger.error("worker \(launch.slot): \(drained.unaccounted) purged message(s) got no delivery report; the master counts them in kflow_kafka_lost_in_dead_workers_total")
         }
+        fleet?.stop(flushMs: Int32(clamping: min(flushMs, 2000)))
         segment.setState(.exited)
         logger.info("worker \(launch.slot) (generation \(launch.generation)) stopped")
         return exitCode
@@ -276,6 +326,7 @@ public final class Worker {
         readings.receive = local
         readings.decode = decoder.statistics
         readings.kafka = producer.counters
+        readings.fleet = fleetCounters
         readings.kafkaQueueDepth = UInt64(producer.queueDepth)
         readings.templatesActive = sessionGauges.heardTemplates
         readings.exportersActive = sessionGauges.heardSessions
@@ -311,6 +362,54 @@ public final class Worker {
             agents.sort { ($0.samplesDropped, $0.samplePool) > ($1.samplesDropped, $1.samplePool) }
         }
         segment.publishSFlowAgents(agents)
+    }
+
+    /// How soon a changed template cache is published again. 100 ms; with round-robin 5 ms while the
+    /// snapshot is small (< 1 MiB), since until then a sibling that gets the exporter's next data sets
+    /// drops them as unknown: the window of loss at a session's start shrinks twentyfold, the cost stays
+    /// below a 1 MiB copy per 5 ms during template storms.
+    private func templatePublishIntervalNs() -> UInt64 {
+        spreadsSessions && decoder.templateSnapshotSize < 1 << 20 ? 5_000_000 : 100_000_000
+    }
+
+    /// Imports what other nodes published (slot 0 reads the topic; its siblings find those templates in
+    /// its exchange), and publishes, at most every second, what this worker's exporters taught it.
+    private func exchangeWithFleet(_ fleet: TemplateTopic, nowNs: UInt64) {
+        let now = Clock.wallSeconds
+        for message in fleet.received() {
+            guard let value = message.value else {
+                fleetCounters.received &+= 1  // a tombstone: the templates imported here expire by their lifetime
+                continue
+            }
+            let accepted: Bool? = value.withUnsafeBytes { bytes in
+                guard let (node, snapshot) = FleetTemplateMessage.parse(bytes) else { return false }
+                if node == fleetLedger.node { return nil }  // our own, back from the topic
+                fleetCounters.received &+= 1
+                fleetCounters.imported &+= UInt64(decoder.importTemplateSnapshot(snapshot, nowSeconds: now))
+                return decoder.lastTemplateSnapshotError == nil
+            }
+            if accepted == false { fleetCounters.rejected &+= 1 }
+        }
+        if nowNs &- lastFleetPublishNs > 1_000_000_000 {
+            lastFleetPublishNs = nowNs
+            for message in fleetLedger.changes(in: decoder, nowSeconds: now) { fleet.publish(key: message.key, value: message.value) }
+        }
+        let counters = fleet.poll()
+        fleetCounters.published = counters.published
+        fleetCounters.tombstones = counters.tombstones
+        fleetCounters.publishFailed = counters.failed
+        fleetRejectedOversized = counters.oversized
+    }
+
+    private var lastFleetPublishNs: UInt64 = 0
+    private var fleetRejectedOversized: UInt64 = 0 {
+        didSet { fleetCounters.rejected &+= fleetRejectedOversized &- oldValue }
+    }
+
+    private static func hostname() -> String {
+        var name = [CChar](repeating: 0, count: 256)
+        guard gethostname(&name, name.count - 1) == 0 else { return "kflow" }
+        return String(decoding: name.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
     }
 
     /// Imports every predecessor snapshot that changed since the last import; returns templates added.
@@ -426,3 +525,5 @@ struct SessionGauges {
         }
     }
 }
+/// A sibling's exchange is a source of templates for the decoder's lookups.
+extension TemplateExchange: TemplateSnapshotSource {}

@@ -59,10 +59,9 @@ struct DecodeMessage {
         _ bytes: UnsafeRawBufferPointer, body: Range<Int>, templateID: UInt16, record: FlowRecord,
         statistics: inout DecodeStatistics, batch: inout RecordBatch
     ) {
-        guard
-            let plan = cache.template(templateID, domain: domain, in: session, nowSeconds: nowSeconds, statistics: &statistics),
-            let state = cache.domainState(domain, in: session)
-        else {
+        var found = cache.template(templateID, domain: domain, in: session, nowSeconds: nowSeconds, statistics: &statistics)
+        if found == nil { found = lookUpElsewhere(templateID, statistics: &statistics) }
+        guard let plan = found, let state = cache.domainState(domain, in: session) else {
             statistics.setsWithUnknownTemplate &+= 1
             session.statistics.setsWithUnknownTemplate &+= 1
             return
@@ -88,6 +87,16 @@ struct DecodeMessage {
             statistics.flowRecords &+= UInt64(outcome.records)
             session.statistics.flowRecords &+= UInt64(outcome.records)
         }
+    }
+}
+
+extension DecodeMessage {
+    /// A template the session lacks, asked of the cache's other sources (sibling workers, the fleet)
+    /// before the set counts as unknown; out of line, off the path of known templates.
+    @inline(never)
+    func lookUpElsewhere(_ templateID: UInt16, statistics: inout DecodeStatistics) -> DecodePlan? {
+        guard let handler = cache.unknownTemplateHandler, handler(session, nowSeconds, &statistics) else { return nil }
+        return cache.template(templateID, domain: domain, in: session, nowSeconds: nowSeconds, statistics: &statistics)
     }
 }
 

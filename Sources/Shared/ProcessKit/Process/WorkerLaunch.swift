@@ -16,6 +16,9 @@ public struct WorkerLaunch: Equatable, Sendable {
     public var templateExchange: Int32
     /// Its predecessors' exchanges, to import at start.
     public var templateSources: [Int32]
+    /// The exchanges of the other workers of its generation, read for its whole life: a template one of
+    /// them learned is looked up there before a data set counts as unknown.
+    public var siblings: [Int32]
 
     /// The first descriptor a child inherits (after stdin, stdout, stderr).
     public static let firstInheritedDescriptor: Int32 = 3
@@ -23,7 +26,7 @@ public struct WorkerLaunch: Equatable, Sendable {
     static let maxListCount = 1024
 
     public init(slot: Int, generation: UInt64, sockets: [Int32], segment: Int32, configuration: Int32,
-                templateExchange: Int32, templateSources: [Int32]) {
+                templateExchange: Int32, templateSources: [Int32], siblings: [Int32] = []) {
         self.slot = slot
         self.generation = generation
         self.sockets = sockets
@@ -31,15 +34,17 @@ public struct WorkerLaunch: Equatable, Sendable {
         self.configuration = configuration
         self.templateExchange = templateExchange
         self.templateSources = templateSources
+        self.siblings = siblings
     }
 
     /// The descriptors to pass to `Spawn.start`, in the order the worker expects them.
-    public var descriptors: [Int32] { sockets + [segment, configuration, templateExchange] + templateSources }
+    public var descriptors: [Int32] { sockets + [segment, configuration, templateExchange] + templateSources + siblings }
 
     /// The worker's command line (after the executable).
     public var arguments: [String] {
         ["--slot", String(slot), "--generation", String(generation),
-         "--sockets", String(sockets.count), "--template-sources", String(templateSources.count)]
+         "--sockets", String(sockets.count), "--template-sources", String(templateSources.count),
+         "--siblings", String(siblings.count)]
     }
 
     /// This launch as the worker sees it: every descriptor at the number `Spawn` gives it.
@@ -51,7 +56,7 @@ public struct WorkerLaunch: Equatable, Sendable {
         }
         return WorkerLaunch(slot: slot, generation: generation, sockets: take(sockets.count), segment: take(1)[0],
                             configuration: take(1)[0], templateExchange: take(1)[0],
-                            templateSources: take(templateSources.count))
+                            templateSources: take(templateSources.count), siblings: take(siblings.count))
     }
 
     /// Decodes a worker's command line (`arguments`) into the descriptors it inherited.
@@ -81,13 +86,15 @@ public struct WorkerLaunch: Equatable, Sendable {
         let socketCount = Int(try number("sockets", atMost: UInt64(Self.maxListCount)))
         guard socketCount > 0 else { throw WorkerLaunchError("--sockets needs at least one socket") }
         let sourceCount = Int(try number("template-sources", atMost: UInt64(Self.maxListCount)))
+        let siblingCount = Int(try number("siblings", atMost: UInt64(Self.maxListCount)))
         // The shape (how many of each) is all the arguments say; the numbers follow from the order.
         self = WorkerLaunch(slot: slot, generation: generation, sockets: Array(repeating: -1, count: socketCount),
                             segment: -1, configuration: -1, templateExchange: -1,
-                            templateSources: Array(repeating: -1, count: sourceCount)).inherited
+                            templateSources: Array(repeating: -1, count: sourceCount),
+                            siblings: Array(repeating: -1, count: siblingCount)).inherited
     }
 
-    static let options: Set<String> = ["slot", "generation", "sockets", "template-sources"]
+    static let options: Set<String> = ["slot", "generation", "sockets", "template-sources", "siblings"]
 }
 
 /// A worker command line that is not a launch from a master.

@@ -32,6 +32,9 @@ public enum WorkerCounter: Int, CaseIterable, Sendable {
     case templateStateRejected, templateStateWrites, templateStateWriteErrors
     case sflowFlowSamples, sflowCounterSamples, sflowUnknownSamples, sflowUnknownRecords
     case sflowPartialPacketHeaders
+    case siblingTemplateLookups, templatesFromSiblings
+    case fleetTemplatesPublished, fleetTombstonesPublished, fleetPublishFailed
+    case fleetMessagesReceived, fleetTemplatesImported, fleetMessagesRejected
 
     /// How the master exposes a counter, and what the worker stores in its slot.
     public struct Metric: Sendable {
@@ -110,6 +113,14 @@ public enum WorkerCounter: Int, CaseIterable, Sendable {
         case .sflowUnknownSamples: Self.sflowSamples("unknown") { $0.decode.sflowUnknownSamples }
         case .sflowUnknownRecords: Metric("kflow_sflow_records_skipped_total", "sFlow flow records of formats kflow does not read, skipped by their length.") { $0.decode.sflowUnknownRecords }
         case .sflowPartialPacketHeaders: Metric("kflow_sflow_partial_headers_total", "Sampled packet headers that end before the last layer kflow reads (snap length or damage): the record keeps the fields before the cut.") { $0.decode.sflowPartialPacketHeaders }
+        case .siblingTemplateLookups: Metric("kflow_sibling_template_lookups_total", "Unknown templates looked up in the other workers' template snapshots (at most once per session per publish of theirs).") { $0.decode.siblingLookups }
+        case .templatesFromSiblings: Metric("kflow_templates_from_siblings_total", "Templates taken over from other workers of the same generation (lookups, and the round-robin sync); also in kflow_templates_imported_total.") { $0.decode.templatesFromSiblings }
+        case .fleetTemplatesPublished: Metric("kflow_fleet_templates_published_total", "Template definitions this node's workers heard from exporters and published to templates.topic.") { $0.fleet.published }
+        case .fleetTombstonesPublished: Metric("kflow_fleet_tombstones_published_total", "Tombstones (null values) published to templates.topic for templates that expired here.") { $0.fleet.tombstones }
+        case .fleetPublishFailed: Metric("kflow_fleet_publish_failed_total", "Template messages the producer refused or failed to deliver to templates.topic.") { $0.fleet.publishFailed }
+        case .fleetMessagesReceived: Metric("kflow_fleet_messages_received_total", "Messages read from templates.topic that other nodes published (tombstones included; this node's own are skipped).") { $0.fleet.received }
+        case .fleetTemplatesImported: Metric("kflow_fleet_templates_imported_total", "Templates from templates.topic added or redefined here; also in kflow_templates_imported_total.") { $0.fleet.imported }
+        case .fleetMessagesRejected: Metric("kflow_fleet_messages_rejected_total", "Messages read from templates.topic that are not a kflow template message (bad key, envelope or snapshot, or over the size bound); a bad snapshot is also in kflow_decode_errors_total{reason=\"invalid_template_snapshot\"}.") { $0.fleet.rejected }
         }
     }
 
@@ -145,7 +156,19 @@ public struct WorkerReadings: Sendable {
         public init() {}
     }
 
+    /// Templates shared with the fleet through `templates.topic`.
+    public struct Fleet: Sendable {
+        public var published: UInt64 = 0
+        public var tombstones: UInt64 = 0
+        public var publishFailed: UInt64 = 0
+        public var received: UInt64 = 0
+        public var imported: UInt64 = 0
+        public var rejected: UInt64 = 0
+        public init() {}
+    }
+
     public var receive = Receive()
+    public var fleet = Fleet()
     public var decode = DecodeStatistics()
     public var kafka = KafkaProducer.Counters()
     public var kafkaQueueDepth: UInt64 = 0
