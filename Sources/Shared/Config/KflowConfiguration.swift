@@ -65,6 +65,15 @@ public struct KflowConfiguration: Sendable {
     public var templatesMaxBytesPerSession = 0
     public var exportersMaxPerAddress = 0
 
+    /// What a biflow record (RFC 5103 reverse counters, NSEL initiator/responder) becomes.
+    public enum BiflowMode: String, Sendable, CaseIterable {
+        /// Two flows, the reverse one with addresses, ports and interfaces swapped (when it has counters).
+        case split
+        /// Only the forward direction (before kflow split biflows).
+        case forward
+    }
+    public var outputBiflow = BiflowMode.split
+
     /// Where each effective key's value came from; not part of equality (the same settings from a
     /// different layer are the same configuration).
     var sources: [String: ConfigurationSource] = [:]
@@ -124,6 +133,7 @@ enum ConfigurationKey: String, CaseIterable {
     case templatesMaxBytes = "templates.max.bytes"
     case templatesMaxBytesPerSession = "templates.max.bytes.per.session"
     case exportersMaxPerAddress = "exporters.max.per.address"
+    case outputBiflow = "output.biflow"
 
     static let kafkaPropsPrefix = "kafka.props."
 
@@ -146,6 +156,8 @@ enum ConfigurationKey: String, CaseIterable {
         /// A Kafka topic name.
         case topic(WritableKeyPath<KflowConfiguration, String>)
         case logLevel, allowList, outputFields, kafkaProperties
+        /// One of `KflowConfiguration.BiflowMode`.
+        case biflow
     }
 
     var setting: Setting {
@@ -177,6 +189,7 @@ enum ConfigurationKey: String, CaseIterable {
         case .templatesMaxBytes: return .integer(\.templatesMaxBytes, 65536...(1 << 40))
         case .templatesMaxBytesPerSession: return .integer(\.templatesMaxBytesPerSession, 65536...(1 << 40))
         case .exportersMaxPerAddress: return .integer(\.exportersMaxPerAddress, 1...maxInt32)
+        case .outputBiflow: return .biflow
         }
     }
 
@@ -212,6 +225,7 @@ extension KflowConfiguration {
         case .allowList: serverAllow.description
         case .outputFields: outputFields.joined(separator: ",")
         case .kafkaProperties: ""
+        case .biflow: outputBiflow.rawValue
         }
     }
 

@@ -78,5 +78,9 @@ templates.max.bytes=67108864
 templates.max.bytes.per.session=4194304
 # Exporter sessions (source ports) per exporter address: a host cycling ports evicts only its own.
 exporters.max.per.address=64
+# A biflow record (IPFIX RFC 5103 reverse counters, NSEL initiator/responder counters): split = two
+# flows, the reverse one with addresses, ports and interfaces swapped (only when it has counters);
+# forward = the forward direction only.
+output.biflow=split
 """#
 }

@@ -79,6 +79,13 @@ public struct DecodeStatistics: Sendable {
     public func sessionsEvicted(_ reason: SessionEvictionReason) -> UInt64 { sessionsEvictedByReason[reason.rawValue] }
     /// Templates added or redefined from another worker's snapshot (not counted in `templatesAdded`).
     public var templatesImported: UInt64 = 0
+    /// Reverse directions of biflow records (RFC 5103, NSEL) handed over as flows of their own (not in
+    /// `flowRecords`, which counts data records).
+    public var reverseFlows: UInt64 = 0
+    /// Flows handed over without a start or end their template carries as uptime (IPFIX
+    /// flowStart/EndSysUpTime without a systemInitTimeMilliseconds that explains it; v9 FIRST/LAST_SWITCHED
+    /// beyond the header's unix_secs).
+    public var flowsWithUnanchoredTimes: UInt64 = 0
 
     private var errorCounts = [UInt64](repeating: 0, count: DecodeErrorKind.allCases.count)
 
@@ -121,6 +128,8 @@ public struct ExporterStatistics: Sendable {
     public var flowRecords: UInt64 = 0
     /// Data sets dropped because their template was unknown.
     public var setsWithUnknownTemplate: UInt64 = 0
+    /// Reverse directions of biflow records handed over as flows of their own.
+    public var reverseFlows: UInt64 = 0
 
     public init() {}
 }

@@ -87,7 +87,8 @@ public final class Worker {
             maxFieldsPerTemplate: configuration.templatesMaxFields,
             maxTemplateBytesTotal: configuration.templatesMaxBytes,
             maxTemplateBytesPerSession: configuration.templatesMaxBytesPerSession,
-            maxSessionsPerAddress: configuration.exportersMaxPerAddress))
+            maxSessionsPerAddress: configuration.exportersMaxPerAddress,
+            splitsBiflows: configuration.outputBiflow == .split))
         let fields: OutputFields
         do { fields = try OutputFields(parsing: configuration.outputFields.joined(separator: ",")) } catch {
             throw .configuration("\(error)")

@@ -45,7 +45,8 @@ struct DecodeMessage {
         {
             return
         }
-        switch DecodePlan.compile(templateID: templateID, isOptions: isOptions, fields: fields(), definition: Array(definition)) {
+        switch DecodePlan.compile(templateID: templateID, isOptions: isOptions, fields: fields(), definition: Array(definition),
+            splitBiflows: cache.configuration.splitsBiflows) {
         case .success(let plan):
             cache.store(plan, format: format, domain: domain, in: session, nowSeconds: nowSeconds, statistics: &statistics)
         case .failure:
@@ -87,6 +88,9 @@ struct DecodeMessage {
         } else {
             statistics.flowRecords &+= UInt64(outcome.records)
             session.statistics.flowRecords &+= UInt64(outcome.records)
+            statistics.reverseFlows &+= UInt64(outcome.reverseFlows)
+            session.statistics.reverseFlows &+= UInt64(outcome.reverseFlows)
+            statistics.flowsWithUnanchoredTimes &+= UInt64(outcome.unanchoredTimes)
         }
     }
 }
