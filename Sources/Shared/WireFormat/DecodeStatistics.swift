@@ -86,6 +86,12 @@ public struct DecodeStatistics: Sendable {
     /// flowStart/EndSysUpTime without a systemInitTimeMilliseconds that explains it; v9 FIRST/LAST_SWITCHED
     /// beyond the header's unix_secs).
     public var flowsWithUnanchoredTimes: UInt64 = 0
+    /// Export sequence accounting over every exporter stream (`SequenceTracker`): units (IPFIX records,
+    /// v9 packets, v5 flows) the exporter sent that never arrived, messages that arrived out of order,
+    /// and exporter restarts.
+    public var sequenceLost: UInt64 = 0
+    public var sequenceReordered: UInt64 = 0
+    public var sequenceResets: UInt64 = 0
 
     private var errorCounts = [UInt64](repeating: 0, count: DecodeErrorKind.allCases.count)
 
@@ -130,6 +136,10 @@ public struct ExporterStatistics: Sendable {
     public var setsWithUnknownTemplate: UInt64 = 0
     /// Reverse directions of biflow records handed over as flows of their own.
     public var reverseFlows: UInt64 = 0
+    /// Export sequence accounting of the session's streams (all its domains), as in `DecodeStatistics`.
+    public var sequenceLost: UInt64 = 0
+    public var sequenceReordered: UInt64 = 0
+    public var sequenceResets: UInt64 = 0
 
     public init() {}
 }

@@ -265,7 +265,9 @@ public final class Worker {
         var entries: [WorkerSegment.ExporterEntry] = []
         decoder.forEachExporter { exporter, stats in
             entries.append(.init(address: exporter.address, port: exporter.port, datagrams: stats.datagrams,
-                                 flows: stats.flowRecords, unknownTemplateSets: stats.setsWithUnknownTemplate))
+                                 flows: stats.flowRecords, unknownTemplateSets: stats.setsWithUnknownTemplate,
+                                 reverseFlows: stats.reverseFlows, sequenceLost: stats.sequenceLost,
+                                 sequenceReordered: stats.sequenceReordered, sequenceResets: stats.sequenceResets))
         }
         // The busiest exporters first, so the table's capacity keeps the ones that matter.
         if entries.count > WorkerSegment.exporterCapacity { entries.sort { $0.datagrams > $1.datagrams } }

@@ -26,6 +26,7 @@ public enum WorkerCounter: Int, CaseIterable, Sendable {
     case recordsWithoutFlowFields, datagramsWithoutSession
     case templateBytesActive
     case ipfixMessages, netflowV9Messages, netflowV5Messages
+    case reverseFlows, flowsUnanchoredTimes, sequenceLost, sequenceReordered, sequenceResets
 
     /// How the master exposes a counter, and what the worker stores in its slot.
     public struct Metric: Sendable {
@@ -93,6 +94,11 @@ public enum WorkerCounter: Int, CaseIterable, Sendable {
         case .ipfixMessages: Self.messages("ipfix") { $0.decode.ipfixMessages }
         case .netflowV9Messages: Self.messages("netflow_v9") { $0.decode.netflowV9Messages }
         case .netflowV5Messages: Self.messages("netflow_v5") { $0.decode.netflowV5Messages }
+        case .reverseFlows: Metric("kflow_reverse_flows_total", "Reverse directions of biflow records (RFC 5103, NSEL initiator/responder) emitted as flows of their own (output.biflow=split; per exporter: kflow_exporter_reverse_flows_total).") { $0.decode.reverseFlows }
+        case .flowsUnanchoredTimes: Metric("kflow_flows_unanchored_times_total", "Flows emitted without the start/end their exporter sent as uptime, because nothing anchors it in time (IPFIX flowStart/EndSysUpTime without a systemInitTimeMilliseconds that explains it).") { $0.decode.flowsWithUnanchoredTimes }
+        case .sequenceLost: Metric("kflow_sequence_lost_total", "Units the exporters numbered but kflow never received, by their sequence numbers: IPFIX data records, NetFlow v9 packets, v5 flows (per exporter: kflow_exporter_sequence_lost_total).") { $0.decode.sequenceLost }
+        case .sequenceReordered: Metric("kflow_sequence_reordered_total", "Messages that arrived behind a later one of their exporter stream (late within the reorder window, or stray).") { $0.decode.sequenceReordered }
+        case .sequenceResets: Metric("kflow_sequence_resets_total", "Exporter sequence restarts (exporter restart: uptime fell, or the numbers restarted), not counted as loss.") { $0.decode.sequenceResets }
         }
     }
 

@@ -21,13 +21,38 @@ public final class WorkerSegment: @unchecked Sendable {
         public var datagrams: UInt64
         public var flows: UInt64
         public var unknownTemplateSets: UInt64
+        /// Reverse directions of biflow records emitted as flows.
+        public var reverseFlows: UInt64
+        /// Export sequence accounting (`SequenceTracker`), all the session's domains together.
+        public var sequenceLost: UInt64
+        public var sequenceReordered: UInt64
+        public var sequenceResets: UInt64
 
-        public init(address: IPAddress, port: UInt16, datagrams: UInt64, flows: UInt64, unknownTemplateSets: UInt64) {
+        public init(
+            address: IPAddress, port: UInt16, datagrams: UInt64, flows: UInt64, unknownTemplateSets: UInt64,
+            reverseFlows: UInt64 = 0, sequenceLost: UInt64 = 0, sequenceReordered: UInt64 = 0, sequenceResets: UInt64 = 0
+        ) {
             self.address = address
             self.port = port
             self.datagrams = datagrams
             self.flows = flows
             self.unknownTemplateSets = unknownTemplateSets
+            self.reverseFlows = reverseFlows
+            self.sequenceLost = sequenceLost
+            self.sequenceReordered = sequenceReordered
+            self.sequenceResets = sequenceResets
+        }
+
+        /// The counters, in table order after address and port: what the master sums per exporter and
+        /// exposes. Key paths are immutable values (`nonisolated(unsafe)`: the array itself is never mutated).
+        public nonisolated(unsafe) static let counters: [WritableKeyPath<ExporterEntry, UInt64>] = [
+            \.datagrams, \.flows, \.unknownTemplateSets, \.reverseFlows, \.sequenceLost, \.sequenceReordered,
+            \.sequenceResets,
+        ]
+
+        /// Adds another worker's counters of the same exporter.
+        public mutating func add(_ other: ExporterEntry) {
+            for counter in Self.counters { self[keyPath: counter] &+= other[keyPath: counter] }
         }
     }
 
@@ -36,7 +61,8 @@ public final class WorkerSegment: @unchecked Sendable {
     public static let counterCapacity = 64
     public static let errorKindCapacity = 128
     public static let exporterCapacity = 512
-    static let exporterWords = 6
+    /// Address (2 words), family and port, then `ExporterEntry.counters`.
+    static let exporterWords = 3 + 7
     /// Tries of a reader before it gives up on a worker that keeps rewriting its exporter table.
     static let exporterReadAttempts = 8
 
@@ -118,9 +144,7 @@ public final class WorkerSegment: @unchecked Sendable {
                 store(word: base, e.address.high)
                 store(word: base + 1, e.address.low)
                 store(word: base + 2, UInt64(e.address.family.rawValue) << 16 | UInt64(e.port))
-                store(word: base + 3, e.datagrams)
-                store(word: base + 4, e.flows)
-                store(word: base + 5, e.unknownTemplateSets)
+                for (index, counter) in ExporterEntry.counters.enumerated() { store(word: base + 3 + index, e[keyPath: counter]) }
                 count += 1
             }
             store(word: Self.exporterCountOffset, UInt64(count))
@@ -137,11 +161,11 @@ public final class WorkerSegment: @unchecked Sendable {
                 let base = Self.exportersOffset + i * Self.exporterWords
                 let tag = load(word: base + 2)
                 let family = IPAddress.Family(rawValue: UInt8(truncatingIfNeeded: tag >> 16)) ?? .none
-                result.append(ExporterEntry(
+                var entry = ExporterEntry(
                     address: IPAddress(high: load(word: base), low: load(word: base + 1), family: family),
-                    port: UInt16(truncatingIfNeeded: tag),
-                    datagrams: load(word: base + 3), flows: load(word: base + 4),
-                    unknownTemplateSets: load(word: base + 5)))
+                    port: UInt16(truncatingIfNeeded: tag), datagrams: 0, flows: 0, unknownTemplateSets: 0)
+                for (index, counter) in ExporterEntry.counters.enumerated() { entry[keyPath: counter] = load(word: base + 3 + index) }
+                result.append(entry)
             }
             return result
         }
