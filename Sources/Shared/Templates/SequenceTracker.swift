@@ -101,7 +101,15 @@ package struct SequenceTracker: Sendable, Equatable {
             resynchronize = false
             expected = sequence
         }
-        counts.lost &+= ageHoles()
+        for index in holes.indices { holes[index].age &+= 1 }
+        place(sequence, count: count, &counts)
+        counts.lost &+= settleExpiredHoles()
+        return counts
+    }
+
+    /// Where a message of a running stream falls: on the expected number, ahead of it (a hole), or
+    /// behind it (a late message filling a hole, or a suspected restart).
+    private mutating func place(_ sequence: UInt32, count: UInt32?, _ counts: inout Counts) {
         let distance = Int32(bitPattern: sequence &- expected)
         if distance == 0 {
             advance(past: sequence, count: count)
@@ -110,7 +118,7 @@ package struct SequenceTracker: Sendable, Equatable {
                 counts.lost &+= settleAll()
                 counts.resets &+= 1
                 restart(at: sequence, count: count)
-                return counts
+                return
             }
             while holes.count >= Self.maxHoles { counts.lost &+= settleOldest() }
             holes.append(Hole(start: expected, end: sequence, age: 0))
@@ -122,7 +130,6 @@ package struct SequenceTracker: Sendable, Equatable {
         } else {
             counts.reordered &+= 1
         }
-        return counts
     }
 
     private func uptimeFell(from last: UInt32, to now: UInt32) -> Bool {
@@ -148,13 +155,12 @@ package struct SequenceTracker: Sendable, Equatable {
         }
     }
 
-    /// Ages every hole by one message and settles those past the window; returns the units lost.
-    private mutating func ageHoles() -> UInt64 {
+    /// Settles the holes the window's last message has passed without filling; returns the units lost.
+    private mutating func settleExpiredHoles() -> UInt64 {
         guard !holes.isEmpty else { return 0 }
         var lost: UInt64 = 0
-        for index in holes.indices { holes[index].age &+= 1 }
         holes.removeAll { hole in
-            guard hole.age > Self.reorderWindow else { return false }
+            guard hole.age >= Self.reorderWindow else { return false }
             lost &+= UInt64(hole.end &- hole.start)
             return true
         }
