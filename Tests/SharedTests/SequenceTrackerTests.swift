@@ -173,3 +173,49 @@ import Testing
         #expect(successor.statistics.sequenceResets == 0)
     }
 }
+
+extension SequenceTrackerTests {
+    /// A successor takes the predecessor's early snapshot at start and its last one as it drains: the last
+    /// one wins while the stream has not been heard live.
+    @Test func aLaterSnapshotReplacesAnImportedStateNotYetHeardLive() {
+        let learner = FlowDecoder()
+        let template = IPFIX.templateSet(IPFIX.templateRecord(256, [FieldSpec(7, 2), FieldSpec(11, 2)]))
+        let one = IPFIX.set(256, [0, 1, 0, 2])
+        _ = learner.decode(IPFIX.message(sequence: 0, sets: [template, one]))
+        var early: [UInt8] = []
+        learner.writeTemplateSnapshot(into: &early)
+        for sequence in UInt32(1)..<20 { _ = learner.decode(IPFIX.message(sequence: sequence, sets: [one])) }
+        var last: [UInt8] = []
+        learner.writeTemplateSnapshot(into: &last)
+        let successor = FlowDecoder()
+        _ = early.withUnsafeBytes { successor.importTemplateSnapshot($0, nowSeconds: 1_700_000_000) }
+        _ = last.withUnsafeBytes { successor.importTemplateSnapshot($0, nowSeconds: 1_700_000_000) }
+        #expect(successor.lastTemplateSnapshotError == nil)
+        for sequence in UInt32(20)..<40 { _ = successor.decode(IPFIX.message(sequence: sequence, sets: [one])) }
+        #expect(successor.statistics.sequenceLost == 0)
+    }
+
+    /// A sibling that imported the stream early (and never heard it) publishes that stale copy too; the
+    /// copy of the worker that heard the stream wins whatever the order the successor reads them in.
+    @Test func theCopyOfTheWorkerThatHeardTheStreamBeatsASiblingsImportedCopy() {
+        let learner = FlowDecoder()
+        let template = IPFIX.templateSet(IPFIX.templateRecord(256, [FieldSpec(7, 2), FieldSpec(11, 2)]))
+        let one = IPFIX.set(256, [0, 1, 0, 2])
+        _ = learner.decode(IPFIX.message(sequence: 0, sets: [template, one]))
+        var early: [UInt8] = []
+        learner.writeTemplateSnapshot(into: &early)
+        let sibling = FlowDecoder()
+        _ = early.withUnsafeBytes { sibling.importTemplateSnapshot($0, nowSeconds: 1_700_000_000) }
+        var stale: [UInt8] = []
+        sibling.writeTemplateSnapshot(into: &stale)
+        for sequence in UInt32(1)..<20 { _ = learner.decode(IPFIX.message(sequence: sequence, sets: [one])) }
+        var heard: [UInt8] = []
+        learner.writeTemplateSnapshot(into: &heard)
+        for order in [[heard, stale], [stale, heard]] {
+            let successor = FlowDecoder()
+            for snapshot in order { _ = snapshot.withUnsafeBytes { successor.importTemplateSnapshot($0, nowSeconds: 1_700_000_000) } }
+            for sequence in UInt32(20)..<40 { _ = successor.decode(IPFIX.message(sequence: sequence, sets: [one])) }
+            #expect(successor.statistics.sequenceLost == 0)
+        }
+    }
+}

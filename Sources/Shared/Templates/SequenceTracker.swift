@@ -66,6 +66,9 @@ package struct SequenceTracker: Sendable, Equatable {
     /// Set when taken from a snapshot and cleared by the first message observed live: a later snapshot of
     /// the same stream (the predecessor's final one) may still replace it.
     package private(set) var isFromSnapshot = false
+    /// Taken from a snapshot whose writer had not heard the stream live either (it had imported it): a
+    /// sibling's copy, older than the state of the worker that heard the stream.
+    package private(set) var isSecondhand = false
 
     package init() {}
 
@@ -74,6 +77,7 @@ package struct SequenceTracker: Sendable, Equatable {
     package mutating func observe(_ sequence: UInt32, count: UInt32?, uptimeMs: UInt32? = nil) -> Counts {
         var counts = Counts()
         isFromSnapshot = false
+        isSecondhand = false
         defer {
             if let uptimeMs { lastUptimeMs = uptimeMs }
         }
@@ -200,7 +204,8 @@ package struct SequenceTracker: Sendable, Equatable {
     // MARK: - Snapshot form
 
     /// Octets of the serialized state: expected u32 | last uptime u32 | suspected next u32 | flags u8
-    /// (bit 0 started, 1 resynchronize, 2 suspected) | hole count u8 | per hole start u32, end u32, age u8.
+    /// (bit 0 started, 1 resynchronize, 2 suspected, 3 not heard live by the writer) | hole count u8 |
+    /// per hole start u32, end u32, age u8.
     package var encodedLength: Int { 4 + 4 + 4 + 1 + 1 + holes.count * 9 }
 
     package func write(into buffer: inout [UInt8]) {
@@ -214,6 +219,7 @@ package struct SequenceTracker: Sendable, Equatable {
         if isStarted { flags |= 1 }
         if resynchronize { flags |= 2 }
         if suspectedRestartNext != nil { flags |= 4 }
+        if isFromSnapshot { flags |= 8 }
         buffer.append(flags)
         buffer.append(UInt8(holes.count))
         for hole in holes {
@@ -228,7 +234,7 @@ package struct SequenceTracker: Sendable, Equatable {
         guard bytes.count >= 14 else { return nil }
         let flags = bytes[12]
         let holeCount = Int(bytes[13])
-        guard flags & ~7 == 0, holeCount <= Self.maxHoles + 1, bytes.count == 14 + holeCount * 9 else { return nil }
+        guard flags & ~15 == 0, holeCount <= Self.maxHoles + 1, bytes.count == 14 + holeCount * 9 else { return nil }
         expected = bytes.readBE32(at: 0)
         lastUptimeMs = bytes.readBE32(at: 4)
         suspectedRestartNext = flags & 4 != 0 ? bytes.readBE32(at: 8) : nil
@@ -241,5 +247,14 @@ package struct SequenceTracker: Sendable, Equatable {
             holes.append(hole)
         }
         isFromSnapshot = true
+        isSecondhand = flags & 8 != 0
+    }
+
+    /// Whether `incoming`, read from a snapshot, should replace this state: never one heard live here; a
+    /// state not yet heard live gives way to any firsthand copy (the writer heard the stream), and to a
+    /// secondhand one only if it is secondhand itself.
+    package func yields(to incoming: SequenceTracker) -> Bool {
+        guard isStarted else { return true }
+        return isFromSnapshot && (isSecondhand || !incoming.isSecondhand)
     }
 }
