@@ -155,43 +155,55 @@ import Testing
         #expect(decoder.statistics.sequenceLost == 5)
     }
 
+    // MARK: - Across snapshots (reload, crash)
+
+    static let oneRecord = IPFIX.set(256, [0, 1, 0, 2])
+
+    /// Sends messages numbered `numbers`, one record each (the first with its template when `learning`).
+    static func feed(_ decoder: FlowDecoder, _ numbers: Range<UInt32>, learning: Bool = false) {
+        let template = IPFIX.templateSet(IPFIX.templateRecord(256, [FieldSpec(7, 2), FieldSpec(11, 2)]))
+        for sequence in numbers {
+            let sets = learning && sequence == numbers.lowerBound ? [template, oneRecord] : [oneRecord]
+            _ = decoder.decode(IPFIX.message(sequence: sequence, sets: sets))
+        }
+    }
+
+    static func snapshot(of decoder: FlowDecoder) -> [UInt8] {
+        var bytes: [UInt8] = []
+        decoder.writeTemplateSnapshot(into: &bytes)
+        return bytes
+    }
+
+    /// A fresh decoder that imported `snapshots` in order.
+    static func successor(importing snapshots: [[UInt8]]) -> FlowDecoder {
+        let decoder = FlowDecoder()
+        for snapshot in snapshots {
+            _ = snapshot.withUnsafeBytes { decoder.importTemplateSnapshot($0, nowSeconds: 1_700_000_000) }
+            #expect(decoder.lastTemplateSnapshotError == nil)
+        }
+        return decoder
+    }
+
     @Test func sequenceStateCarriesThroughATemplateSnapshot() {
         let learner = FlowDecoder()
-        let template = IPFIX.templateSet(IPFIX.templateRecord(256, [FieldSpec(7, 2), FieldSpec(11, 2)]))
-        let one = IPFIX.set(256, [0, 1, 0, 2])
-        _ = learner.decode(IPFIX.message(sequence: 0, sets: [template, one]))
-        _ = learner.decode(IPFIX.message(sequence: 1, sets: [one]))
-        var snapshot: [UInt8] = []
-        learner.writeTemplateSnapshot(into: &snapshot)
-        let successor = FlowDecoder()
-        _ = snapshot.withUnsafeBytes { successor.importTemplateSnapshot($0, nowSeconds: 1_700_000_000) }
-        #expect(successor.lastTemplateSnapshotError == nil)
+        Self.feed(learner, 0..<2, learning: true)
+        let successor = Self.successor(importing: [Self.snapshot(of: learner)])
         // The successor expects 2: the stream goes on without loss or reset; a gap is still seen.
-        for sequence in UInt32(2)..<10 { _ = successor.decode(IPFIX.message(sequence: sequence, sets: [one])) }
-        for sequence in UInt32(12)..<40 { _ = successor.decode(IPFIX.message(sequence: sequence, sets: [one])) }
+        Self.feed(successor, 2..<10)
+        Self.feed(successor, 12..<40)
         #expect(successor.statistics.sequenceLost == 2)
         #expect(successor.statistics.sequenceResets == 0)
     }
-}
 
-extension SequenceTrackerTests {
     /// A successor takes the predecessor's early snapshot at start and its last one as it drains: the last
     /// one wins while the stream has not been heard live.
     @Test func aLaterSnapshotReplacesAnImportedStateNotYetHeardLive() {
         let learner = FlowDecoder()
-        let template = IPFIX.templateSet(IPFIX.templateRecord(256, [FieldSpec(7, 2), FieldSpec(11, 2)]))
-        let one = IPFIX.set(256, [0, 1, 0, 2])
-        _ = learner.decode(IPFIX.message(sequence: 0, sets: [template, one]))
-        var early: [UInt8] = []
-        learner.writeTemplateSnapshot(into: &early)
-        for sequence in UInt32(1)..<20 { _ = learner.decode(IPFIX.message(sequence: sequence, sets: [one])) }
-        var last: [UInt8] = []
-        learner.writeTemplateSnapshot(into: &last)
-        let successor = FlowDecoder()
-        _ = early.withUnsafeBytes { successor.importTemplateSnapshot($0, nowSeconds: 1_700_000_000) }
-        _ = last.withUnsafeBytes { successor.importTemplateSnapshot($0, nowSeconds: 1_700_000_000) }
-        #expect(successor.lastTemplateSnapshotError == nil)
-        for sequence in UInt32(20)..<40 { _ = successor.decode(IPFIX.message(sequence: sequence, sets: [one])) }
+        Self.feed(learner, 0..<1, learning: true)
+        let early = Self.snapshot(of: learner)
+        Self.feed(learner, 1..<20)
+        let successor = Self.successor(importing: [early, Self.snapshot(of: learner)])
+        Self.feed(successor, 20..<40)
         #expect(successor.statistics.sequenceLost == 0)
     }
 
@@ -199,22 +211,13 @@ extension SequenceTrackerTests {
     /// copy of the worker that heard the stream wins whatever the order the successor reads them in.
     @Test func theCopyOfTheWorkerThatHeardTheStreamBeatsASiblingsImportedCopy() {
         let learner = FlowDecoder()
-        let template = IPFIX.templateSet(IPFIX.templateRecord(256, [FieldSpec(7, 2), FieldSpec(11, 2)]))
-        let one = IPFIX.set(256, [0, 1, 0, 2])
-        _ = learner.decode(IPFIX.message(sequence: 0, sets: [template, one]))
-        var early: [UInt8] = []
-        learner.writeTemplateSnapshot(into: &early)
-        let sibling = FlowDecoder()
-        _ = early.withUnsafeBytes { sibling.importTemplateSnapshot($0, nowSeconds: 1_700_000_000) }
-        var stale: [UInt8] = []
-        sibling.writeTemplateSnapshot(into: &stale)
-        for sequence in UInt32(1)..<20 { _ = learner.decode(IPFIX.message(sequence: sequence, sets: [one])) }
-        var heard: [UInt8] = []
-        learner.writeTemplateSnapshot(into: &heard)
+        Self.feed(learner, 0..<1, learning: true)
+        let stale = Self.snapshot(of: Self.successor(importing: [Self.snapshot(of: learner)]))
+        Self.feed(learner, 1..<20)
+        let heard = Self.snapshot(of: learner)
         for order in [[heard, stale], [stale, heard]] {
-            let successor = FlowDecoder()
-            for snapshot in order { _ = snapshot.withUnsafeBytes { successor.importTemplateSnapshot($0, nowSeconds: 1_700_000_000) } }
-            for sequence in UInt32(20)..<40 { _ = successor.decode(IPFIX.message(sequence: sequence, sets: [one])) }
+            let successor = Self.successor(importing: order)
+            Self.feed(successor, 20..<40)
             #expect(successor.statistics.sequenceLost == 0)
         }
     }

@@ -128,12 +128,15 @@ struct BothDirections: RecordDirections {
         if has.contains(.flowStart) || has.contains(.flowEnd) {
             // Reverse times of their own: the forward ones do not apply.
             unanchored = false
-            for (isStart, raw, encoding) in [(true, startRaw, plan.reverseStartEncoding), (false, endRaw, plan.reverseEndEncoding)]
-            where has.contains(isStart ? .flowStart : .flowEnd) {
-                let ms = RecordDecoding.toEpochMilliseconds(raw, encoding, context, scratch)
-                if ms == nil, case .sysUpTime = encoding { unanchored = true }
-                if isStart { flow.flowStartMs = ms ?? 0 } else { flow.flowEndMs = ms ?? 0 }
-                if ms != nil { flow.present.insert(isStart ? .flowStart : .flowEnd) } else { flow.present.remove(isStart ? .flowStart : .flowEnd) }
+            if has.contains(.flowStart),
+                !RecordDecoding.setTime(.flowStart, startRaw, plan.reverseStartEncoding, context, scratch, &flow)
+            {
+                unanchored = true
+            }
+            if has.contains(.flowEnd),
+                !RecordDecoding.setTime(.flowEnd, endRaw, plan.reverseEndEncoding, context, scratch, &flow)
+            {
+                unanchored = true
             }
         }
         reverse = flow
@@ -271,21 +274,11 @@ enum RecordDecoding {
             return false
         }
         var unanchored = false
-        if scratch.hasStart {
-            if let ms = toEpochMilliseconds(scratch.startRaw, plan.startEncoding, context, scratch) {
-                record.flowStartMs = ms
-                record.present.insert(.flowStart)
-            } else if case .sysUpTime = plan.startEncoding {
-                unanchored = true
-            }
+        if scratch.hasStart, !setTime(.flowStart, scratch.startRaw, plan.startEncoding, context, scratch, &record) {
+            unanchored = true
         }
-        if scratch.hasEnd {
-            if let ms = toEpochMilliseconds(scratch.endRaw, plan.endEncoding, context, scratch) {
-                record.flowEndMs = ms
-                record.present.insert(.flowEnd)
-            } else if case .sysUpTime = plan.endEncoding {
-                unanchored = true
-            }
+        if scratch.hasEnd, !setTime(.flowEnd, scratch.endRaw, plan.endEncoding, context, scratch, &record) {
+            unanchored = true
         }
         let sampling = scratch.samplingInterval != 0 ? scratch.samplingInterval : context.domainSamplingInterval
         if sampling != 0 {
@@ -293,6 +286,23 @@ enum RecordDecoding {
             record.present.insert(.samplingInterval)
         }
         return unanchored && plan.hasFlowFields
+    }
+
+    /// Sets the flow's start or end (`field`) from its raw value, or leaves it out when it converts to no
+    /// time. False when that is for want of an anchor (the template carries it as uptime): counted.
+    @inline(__always)
+    static func setTime(
+        _ field: FlowRecord.Present, _ raw: UInt64, _ encoding: TimeEncoding, _ context: MessageContext,
+        _ scratch: RecordScratch, _ record: inout FlowRecord
+    ) -> Bool {
+        guard let ms = toEpochMilliseconds(raw, encoding, context, scratch) else {
+            record.present.remove(field)
+            if case .sysUpTime = encoding { return false }
+            return true
+        }
+        if field == .flowStart { record.flowStartMs = ms } else { record.flowEndMs = ms }
+        record.present.insert(field)
+        return true
     }
 
     /// How far (ms) a flow time may lie after the moment its message says it was exported: the header's
