@@ -75,6 +75,19 @@ package struct SequenceTracker: Sendable, Equatable {
     /// Accounts for one message numbered `sequence` that covers `count` units (nil: unknown). `uptimeMs`
     /// is the header's uptime where the protocol has one. Returns what this message changed.
     package mutating func observe(_ sequence: UInt32, count: UInt32?, uptimeMs: UInt32? = nil) -> Counts {
+        // Nearly every message is the next one of a stream with nothing pending: a compare and an add.
+        if sequence == expected, isStarted, holes.isEmpty, suspectedRestartNext == nil, !resynchronize, !isFromSnapshot,
+            let count, uptimeMs.map({ !uptimeFell(from: lastUptimeMs, to: $0) }) ?? true
+        {
+            expected = sequence &+ count
+            if let uptimeMs { lastUptimeMs = uptimeMs }
+            return Counts()
+        }
+        return observeOutOfLine(sequence, count: count, uptimeMs: uptimeMs)
+    }
+
+    @inline(never)
+    private mutating func observeOutOfLine(_ sequence: UInt32, count: UInt32?, uptimeMs: UInt32?) -> Counts {
         var counts = Counts()
         isFromSnapshot = false
         isSecondhand = false
