@@ -113,11 +113,13 @@ func templateMessage() -> [UInt8] {
     return writer.bytes
 }
 
-func dataMessage(ipv6: Bool, sequence: UInt32, random: inout SeededGenerator) -> (bytes: [UInt8], records: Int) {
+/// Data message number `index`, its sequence number the data records before it (RFC 7011 §3.1), as an
+/// exporter numbers them: the decoder's sequence accounting sees an unbroken stream (one restart per 64).
+func dataMessage(ipv6: Bool, index: Int, random: inout SeededGenerator) -> (bytes: [UInt8], records: Int) {
     let recordLength = (ipv6 ? ipv6Template : ipv4Template).reduce(0) { $0 + Int($1.1) }
     let records = (1400 - 16 - 4) / recordLength
     var writer = MessageWriter()
-    messageHeader(&writer, sequence: sequence)
+    messageHeader(&writer, sequence: UInt32(index * records))
     let setStart = writer.bytes.count
     writer.u16(ipv6 ? ipv6TemplateID : ipv4TemplateID)
     writer.u16(0)
@@ -249,7 +251,7 @@ var random = SeededGenerator(state: 2024)
 let exporter = ExporterAddress(address: IPAddress(v4: 0xC000_0201), port: 4739)
 let messageCount = 64
 let workloads: [(name: String, messages: [[UInt8]], flows: Int)] = [false, true].map { ipv6 in
-    let messages = (0..<messageCount).map { dataMessage(ipv6: ipv6, sequence: UInt32($0), random: &random) }
+    let messages = (0..<messageCount).map { dataMessage(ipv6: ipv6, index: $0, random: &random) }
     return (ipv6 ? "IPv6" : "IPv4", messages.map(\.bytes), messages.reduce(0) { $0 + $1.records })
 } + [{
     let datagrams = (0..<messageCount).map { sflowDatagram(sequence: UInt32($0), random: &random) }

@@ -41,8 +41,7 @@ final class MasterShared: Sendable {
             for e in segment.readExporters() ?? [] {
                 let key = ExporterKey(address: e.address, port: e.port)
                 if var old = carriedExporters[key] {
-                    old.datagrams &+= e.datagrams; old.flows &+= e.flows
-                    old.unknownTemplateSets &+= e.unknownTemplateSets
+                    old.add(e)
                     carriedExporters[key] = old
                 } else if carriedExporters.count < maxCarriedExporters {
                     carriedExporters[key] = e
@@ -187,8 +186,7 @@ final class MasterShared: Sendable {
                 for e in seg.readExporters() ?? [] {
                     let key = ExporterKey(address: e.address, port: e.port)
                     if var old = exporters[key] {
-                        old.datagrams &+= e.datagrams; old.flows &+= e.flows
-                        old.unknownTemplateSets &+= e.unknownTemplateSets
+                        old.add(e)
                         exporters[key] = old
                     } else { exporters[key] = e }
                 }
@@ -198,6 +196,10 @@ final class MasterShared: Sendable {
                 ("kflow_exporter_datagrams_total", "Datagrams received per exporter (address and source port).", \.datagrams),
                 ("kflow_exporter_flows_total", "Flow records decoded per exporter.", \.flows),
                 ("kflow_exporter_unknown_template_sets_total", "Data sets dropped per exporter because their template was unknown.", \.unknownTemplateSets),
+                ("kflow_exporter_reverse_flows_total", "Reverse directions of biflow records emitted as flows, per exporter.", \.reverseFlows),
+                ("kflow_exporter_sequence_lost_total", "Units the exporter numbered but kflow never received (IPFIX data records, NetFlow v9 packets, v5 flows), per exporter, all its observation domains.", \.sequenceLost),
+                ("kflow_exporter_sequence_reordered_total", "Messages of the exporter that arrived behind a later one, per exporter.", \.sequenceReordered),
+                ("kflow_exporter_sequence_resets_total", "Exporter sequence restarts (not counted as loss), per exporter.", \.sequenceResets),
             ]
             for (name, help, field) in families {
                 out.declare(name, .counter, help: help)

@@ -40,6 +40,7 @@ import Testing
             "kafka.key", "templates.state.dir",
             "sflow.port",
             "server.balance", "templates.topic", "node.id",
+            "output.biflow",
         ])
         #expect(configuration.effectiveEntry("kafka.topic")?.source == .file(path: file.path, line: 1))
         #expect(configuration.effectiveEntry("kafka.props.acks")?.source == .file(path: file.path, line: 3))
@@ -79,7 +80,7 @@ import Testing
     @Test func workerTextIsOneKeyValueLinePerSetting() throws {
         let text = KflowConfiguration.defaults.workerText()
         #expect(text.hasPrefix("server.host=::\nserver.port=4739\n"))
-        #expect(text.hasSuffix("exporters.max.per.address=64\nkafka.key=none\ntemplates.state.dir=\nsflow.port=6343\nserver.balance=hash\ntemplates.topic=\nnode.id=\n"))
+        #expect(text.hasSuffix("exporters.max.per.address=64\nkafka.key=none\ntemplates.state.dir=\nsflow.port=6343\nserver.balance=hash\ntemplates.topic=\nnode.id=\noutput.biflow=split\n"))
         #expect(text.split(separator: "\n").count == KflowConfiguration.defaults.effectiveEntries().count)
     }
 

@@ -31,6 +31,7 @@ import Testing
         ("worker.heartbeat.timeout.ms", "10", "is not a whole number from 100 to 86400000"),
         ("worker.stop.timeout.ms", "forever", "is not a whole number from 100 to 86400000"),
         ("log.level", "verbose", "is not one of debug, info, notice, warning, error"),
+        ("output.biflow", "both", "is not one of split, forward"),
         ("kafka.props.compression.type", "zip", "is refused by librdkafka"),
         ("kafka.props.no.such.property", "1", "is refused by librdkafka"),
         ("kafka.props.plugin.library.paths", "/tmp/x.so", "is refused: this property loads shared libraries"),
@@ -127,6 +128,11 @@ import Testing
         let sources = testSources(environment: ["KFLOW_OUTPUT_FIELDS": "src_as,dst_as,vlan"])
         #expect(try sources.load().outputFields == ["src_as", "dst_as", "vlan"])
         #expect(loadIssues(testSources(environment: ["KFLOW_OUTPUT_FIELDS": "src_as,srcas"])).compactMap(\.key) == ["output.fields"])
+    }
+
+    @Test func biflowModeDefaultsToSplitAndAcceptsForward() throws {
+        #expect(try testSources().load().outputBiflow == .split)
+        #expect(try testSources(environment: ["KFLOW_OUTPUT_BIFLOW": "Forward"]).load().outputBiflow == .forward)
     }
 
     @Test func valuesAreReadWithoutSurroundingBlanks() throws {

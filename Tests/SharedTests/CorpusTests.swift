@@ -189,7 +189,10 @@ import Glibc
             for record in packet["records"] as? [[String: Any]] ?? [] {
                 let setID = record["set_id"].map { "\($0)" } ?? "None"
                 if optionsTemplates.contains(scope + setID) { continue }
-                flows.append(expected(from: record["key"] as? [String: Any] ?? [:]))
+                let key = record["key"] as? [String: Any] ?? [:]
+                flows.append(expected(from: key))
+                // A biflow record's reverse direction follows it as a flow of its own (output.biflow=split).
+                if let reverse = reverseExpected(from: key) { flows.append(reverse) }
             }
             result.append(flows)
         }
@@ -218,6 +221,29 @@ import Glibc
             // kflow's precedence (docs/DECODING.md): delta, total, post, then NSEL initiator counters.
             bytes: number("octets", "permanent_octets", "post_octets", "initiator_octets"),
             packets: number("packets", "permanent_packets", "post_packets"))
+    }
+
+    /// The reverse direction of a biflow record as tshark decoded it: RFC 5103 reverse counters (tshark's
+    /// `rev_*`), or NSEL responder octets beside initiator octets with no other forward byte counter;
+    /// addresses and ports swapped. Nil when its counters are zero (no reverse flow is emitted).
+    static func reverseExpected(from key: [String: Any]) -> Expected? {
+        func number(_ names: String...) -> UInt64 {
+            for name in names {
+                if let text = key[name] as? String, !text.isEmpty {
+                    return text.hasPrefix("0x") ? UInt64(text.dropFirst(2), radix: 16) ?? 0 : UInt64(text) ?? 0
+                }
+            }
+            return 0
+        }
+        let forward = expected(from: key)
+        let nselPaired = key["initiator_octets"] != nil && key["octets"] == nil && key["permanent_octets"] == nil
+            && key["post_octets"] == nil
+        let bytes = number("rev_octets", "rev_permanent_octets") + (nselPaired ? number("responder_octets") : 0)
+        let packets = number("rev_packets", "rev_permanent_packets")
+        guard bytes != 0 || packets != 0 else { return nil }
+        return Expected(
+            src: forward.dst, dst: forward.src, srcPort: forward.dstPort, dstPort: forward.srcPort, proto: forward.proto,
+            flags: UInt16(truncatingIfNeeded: number("rev_tcpflags")), bytes: bytes, packets: packets)
     }
 
     // MARK: - Files

@@ -96,13 +96,13 @@ enum NetFlowV9 {
     static let unixSeconds: UInt32 = 1_700_000_000
     static let sysUptime: UInt32 = 360_000
 
-    static func packet(count: UInt16 = 0, sysUptime: UInt32 = sysUptime, unixSeconds: UInt32 = unixSeconds, sourceID: UInt32 = 7, flowSets: [[UInt8]]) -> [UInt8] {
+    static func packet(count: UInt16 = 0, sysUptime: UInt32 = sysUptime, unixSeconds: UInt32 = unixSeconds, sequence: UInt32 = 0, sourceID: UInt32 = 7, flowSets: [[UInt8]]) -> [UInt8] {
         Wire {
             $0.u16(9)
             $0.u16(count)
             $0.u32(sysUptime)
             $0.u32(unixSeconds)
-            $0.u32(0)
+            $0.u32(sequence)
             $0.u32(sourceID)
             $0.raw(flowSets.flatMap { $0 })
         }.bytes

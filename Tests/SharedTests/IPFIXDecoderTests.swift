@@ -376,11 +376,12 @@ import Testing
             // Half a second as an NTP fraction is 0x8000_0000.
             IPFIX.set(321, Wire { $0.u64(ntpSeconds << 32 | 0x8000_0000); $0.u64((ntpSeconds + 1) << 32) }.bytes),
             IPFIX.set(322, Wire { $0.u32(5_000_000); $0.u32(1_500) }.bytes),
-            IPFIX.set(323, Wire { $0.u32(1_000); $0.u32(9_000); $0.u64(1_600_000_000_000) }.bytes),
+            // The device came up 2.8 hours before the export.
+            IPFIX.set(323, Wire { $0.u32(1_000); $0.u32(9_000); $0.u64(1_699_990_000_000) }.bytes),
         ]
         let records = decoder.decode(IPFIX.message(exportTime: exportTime, sets: sets))
-        #expect(records.map(\.flowStartMs) == [1_699_999_000_000, 1_699_999_000_500, 1_699_999_995_000, 1_600_000_001_000])
-        #expect(records.map(\.flowEndMs) == [1_699_999_100_000, 1_699_999_001_000, 1_699_999_999_999, 1_600_000_009_000])
+        #expect(records.map(\.flowStartMs) == [1_699_999_000_000, 1_699_999_000_500, 1_699_999_995_000, 1_699_990_001_000])
+        #expect(records.map(\.flowEndMs) == [1_699_999_100_000, 1_699_999_001_000, 1_699_999_999_999, 1_699_990_009_000])
         #expect(records.allSatisfy { $0.present.isSuperset(of: [.flowStart, .flowEnd]) })
     }
 
@@ -391,10 +392,42 @@ import Testing
         let before = decoder.decode(IPFIX.message(sets: [template, data]))
         #expect(before.first?.present.contains(.flowStart) == false)
         let options = IPFIX.set(3, IPFIX.optionsTemplateRecord(513, scope: [FieldSpec(144, 4)], options: [FieldSpec(160, 8)]))
-        let optionsData = IPFIX.set(513, Wire { $0.u32(1); $0.u64(1_650_000_000_000) }.bytes)
+        let optionsData = IPFIX.set(513, Wire { $0.u32(1); $0.u64(1_699_999_000_000) }.bytes)
         let after = decoder.decode(IPFIX.message(sets: [options, optionsData, data]))
-        #expect(after.first?.flowStartMs == 1_650_000_002_000)
-        #expect(after.first?.flowEndMs == 1_650_000_003_000)
+        #expect(after.first?.flowStartMs == 1_699_999_002_000)
+        #expect(after.first?.flowEndMs == 1_699_999_003_000)
+        #expect(decoder.statistics.flowsWithUnanchoredTimes == 1, "only the flow before the options data")
+    }
+
+    /// flowStart/EndSysUpTime are 32-bit milliseconds: on a device up longer than 49.7 days they have
+    /// wrapped, and the time is the latest one with those low bits that is not after the export.
+    @Test func sysUpTimesOfADeviceUpLongerThanTheirRangeAreTakenFromTheLatestWrap() {
+        let decoder = FlowDecoder()
+        let exportMs: UInt64 = UInt64(IPFIX.exportTime) * 1000
+        let initMs = exportMs - 60 * 86_400_000  // up 60 days
+        let startUptime = UInt64(60 * 86_400_000 - 120_000)  // 2 minutes before the export
+        let template = IPFIX.templateSet(IPFIX.templateRecord(324, [FieldSpec(22, 4), FieldSpec(21, 4), FieldSpec(160, 8)]))
+        let data = IPFIX.set(324, Wire {
+            $0.u32(UInt32(truncatingIfNeeded: startUptime)); $0.u32(UInt32(truncatingIfNeeded: startUptime + 60_000)); $0.u64(initMs)
+        }.bytes)
+        let records = decoder.decode(IPFIX.message(sets: [template, data]))
+        #expect(records.first?.flowStartMs == exportMs - 120_000)
+        #expect(records.first?.flowEndMs == exportMs - 60_000)
+    }
+
+    /// An uptime the anchor cannot explain (beyond what the device had been up at export: softflowd reading
+    /// an old capture) leaves the times out and counts the flow, instead of inventing a date.
+    @Test func sysUpTimesTheAnchorCannotExplainAreLeftOutAndCounted() {
+        let decoder = FlowDecoder()
+        let exportMs: UInt64 = UInt64(IPFIX.exportTime) * 1000
+        let template = IPFIX.templateSet(IPFIX.templateRecord(324, [FieldSpec(22, 4), FieldSpec(21, 4), FieldSpec(160, 8)]))
+        // Up 2 s at export; the uptimes say 31 days.
+        let data = IPFIX.set(324, Wire { $0.u32(2_743_578_175); $0.u32(2_743_578_236); $0.u64(exportMs - 2_000) }.bytes)
+        let records = decoder.decode(IPFIX.message(sets: [template, data]))
+        #expect(records.count == 1)
+        #expect(records.first?.present.contains(.flowStart) == false)
+        #expect(records.first?.present.contains(.flowEnd) == false)
+        #expect(decoder.statistics.flowsWithUnanchoredTimes == 1)
     }
 
     @Test func decodesAMessageOfTheMaximumSize65535() {

@@ -209,10 +209,12 @@ import Testing
         let learner = FlowDecoder()
         _ = learner.decode(IPFIX.message(sets: [Self.portsTemplate]), nowSeconds: Self.now)
         var snapshot = Self.snapshot(of: learner)
-        // One session, one domain, one template: the domain's extension count is the body's last two octets.
-        #expect(Array(snapshot.suffix(2)) == [0, 0], "a domain of this build with no extension state writes none")
+        // One session, one domain, one template: the domain's extensions end the body; this build's is its
+        // sequence state (kind 4, 14 octets without holes).
+        let extensionArea = 2 + DomainExtension.entryHeaderLength + 14
+        #expect(Array(snapshot.suffix(extensionArea).prefix(5)) == [0, 1, 4, 0, 14], "the sequence state is the one extension")
         #expect(snapshot.count == learner.templateSnapshotSize)
-        snapshot.removeLast(2)
+        snapshot.removeLast(extensionArea)
         snapshot += [0, 1, 250, 0, 3, 1, 2, 3]  // one extension: kind 250, 3 octets
         let importer = FlowDecoder()
         #expect(Self.importing(Self.resealed(snapshot), into: importer) == 1)
@@ -423,7 +425,8 @@ import Testing
             IPFIX.templateRecord(256, [FieldSpec(7, 2), FieldSpec(11, 2)]),
             IPFIX.templateRecord(257, [FieldSpec(8, 4), FieldSpec(12, 4)]))]))
         let whole = Self.snapshot(of: learner)
-        let cut = Self.resealed(Array(whole.dropLast(3)))
+        // Behind the second template: the domain's sequence state (2 + 3 + 14 octets).
+        let cut = Self.resealed(Array(whole.dropLast(3 + 19)))
         let partial = FlowDecoder()
         #expect(Self.importing(cut, into: partial) == 1)
         #expect(partial.statistics.errors(.invalidTemplateSnapshot) == 1)

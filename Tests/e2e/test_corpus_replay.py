@@ -104,10 +104,16 @@ def test_corpus_sequence_yields_the_records_tshark_decodes(kflow, records, name)
         replayer.close()
 
     expected = []
+    reverse_flows = 0
     for row in sequence.flow_rows():
         packet = int(row["pkt"])
         low, high = corpus.expected_time_ms(sequence, packet)
         expected.append((corpus.expected_record(sequence, row, dvc_by_packet[packet]), low, high))
+        # A biflow record's reverse direction is a flow of its own (output.biflow=split, the default).
+        reverse = corpus.reverse_record(sequence, row, dvc_by_packet[packet])
+        if reverse is not None:
+            expected.append((reverse, low, high))
+            reverse_flows += 1
 
     got = records(len(expected), timeout=30 if len(expected) > 500 else 15, settle=1.5)
     for record in got:
@@ -119,5 +125,6 @@ def test_corpus_sequence_yields_the_records_tshark_decodes(kflow, records, name)
         f"{len(missing)} missing (first shown), {len(unexpected)} unexpected (first shown)")
 
     metrics = kflow.metrics()
-    assert metrics.total("kflow_flows_decoded_total") == len(expected)
+    assert metrics.total("kflow_flows_decoded_total") == len(expected) - reverse_flows
+    assert metrics.total("kflow_reverse_flows_total") == reverse_flows
     assert metrics.total("kflow_datagrams_received_total") == len(sequence.packets)

@@ -52,7 +52,7 @@ def capture() -> list[Packet]:
     return sorted(packets, key=lambda p: p.timestamp)
 
 
-def run_softflowd(pcap, version: str, destination: str, timeout: float = 30.0) -> None:
+def run_softflowd(pcap, version: str, destination: str, timeout: float = 30.0, extra: list[str] = ()) -> None:
     """Runs softflowd over the capture; it exports every flow when the capture ends and exits.
 
     softflowd 1.1.0 sometimes blocks in accept() on its control socket while reading a capture (poll
@@ -62,7 +62,7 @@ def run_softflowd(pcap, version: str, destination: str, timeout: float = 30.0) -
     with tempfile.TemporaryDirectory(prefix="sf", dir="/tmp") as short:
         control = f"{short}/ctl"
         command = ["softflowd", "-r", str(pcap), "-n", destination, "-v", version, "-P", "udp", "-d",
-                   "-p", f"{short}/pid", "-c", control]
+                   "-p", f"{short}/pid", "-c", control, *extra]
         with open(f"{short}/out", "w+") as out:
             process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT)
             deadline = time.monotonic() + timeout

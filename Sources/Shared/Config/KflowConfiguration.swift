@@ -79,6 +79,15 @@ public struct KflowConfiguration: Sendable {
     /// This node's name in the template topic; empty = hostname:server.port.
     public var nodeID = ""
 
+    /// What a biflow record (RFC 5103 reverse counters, NSEL initiator/responder) becomes.
+    public enum BiflowMode: String, Sendable, CaseIterable {
+        /// Two flows, the reverse one with addresses, ports and interfaces swapped (when it has counters).
+        case split
+        /// Only the forward direction (before kflow split biflows).
+        case forward
+    }
+    public var outputBiflow = BiflowMode.split
+
     /// Where each effective key's value came from; not part of equality (the same settings from a
     /// different layer are the same configuration).
     var sources: [String: ConfigurationSource] = [:]
@@ -156,6 +165,7 @@ enum ConfigurationKey: String, CaseIterable {
     case serverBalance = "server.balance"
     case templatesTopic = "templates.topic"
     case nodeID = "node.id"
+    case outputBiflow = "output.biflow"
 
     static let kafkaPropsPrefix = "kafka.props."
 
@@ -186,6 +196,8 @@ enum ConfigurationKey: String, CaseIterable {
         case choice(WritableKeyPath<KflowConfiguration, String>, [String])
         /// Empty, or up to 200 of a-z A-Z 0-9 . _ - : (a name that goes into messages and logs).
         case name(WritableKeyPath<KflowConfiguration, String>)
+        /// One of `KflowConfiguration.BiflowMode`.
+        case biflow
     }
 
     var setting: Setting {
@@ -223,6 +235,7 @@ enum ConfigurationKey: String, CaseIterable {
         case .serverBalance: return .choice(\.serverBalance, ["hash", "round-robin"])
         case .templatesTopic: return .optionalTopic(\.templatesTopic)
         case .nodeID: return .name(\.nodeID)
+        case .outputBiflow: return .biflow
         }
     }
 
@@ -261,6 +274,7 @@ extension KflowConfiguration {
         case .allowList: serverAllow.description
         case .outputFields: outputFields.joined(separator: ",")
         case .kafkaProperties: ""
+        case .biflow: outputBiflow.rawValue
         }
     }
 

@@ -103,5 +103,9 @@ server.balance=hash
 templates.topic=
 # This node's name in templates.topic (its own messages are skipped); empty = hostname:server.port.
 node.id=
+# A biflow record (IPFIX RFC 5103 reverse counters, NSEL initiator/responder counters): split = two
+# flows, the reverse one with addresses, ports and interfaces swapped (only when it has counters);
+# forward = the forward direction only.
+output.biflow=split
 """#
 }

@@ -62,6 +62,10 @@ struct Resolver {
             case .allowList: configuration.serverAllow = allowList(key)
             case .outputFields: configuration.outputFields = outputFields()
             case .kafkaProperties: configuration.kafkaProperties = kafkaProperties(checkingWithLibrdkafka: checkingWithLibrdkafka, teardown: teardown)
+            case .biflow:
+                configuration.outputBiflow = value(key, problem: "is not one of split, forward") {
+                    KflowConfiguration.BiflowMode(rawValue: $0.lowercased())
+                }
             }
         }
         guard issues.isEmpty else { return nil }
@@ -264,6 +268,7 @@ extension UInt16: Placeholder { static var placeholder: UInt16 { 0 } }
 extension Int: Placeholder { static var placeholder: Int { 0 } }
 extension KflowConfiguration.LogLevel: Placeholder { static var placeholder: Self { .info } }
 extension MessageKey: Placeholder { static var placeholder: Self { .none } }
+extension KflowConfiguration.BiflowMode: Placeholder { static var placeholder: Self { .split } }
 
 extension String {
     /// Without the blanks Java's Properties keeps at the end of a value (a common accident in files).

@@ -7,6 +7,12 @@ package enum FieldTarget: UInt8, Sendable {
     case srcPort, dstPort, proto, tcpFlags, bytes, packets
     case inputInterface, outputInterface, srcAS, dstAS, vlan, tos, direction, srcMask, dstMask
     case flowStart, flowEnd, systemInitTime, samplingInterval
+    /// The reverse direction of a biflow record (RFC 5103 PEN 29305 IEs, or NSEL responder counters):
+    /// compiled only when biflows are split (`DecoderConfiguration.splitsBiflows`).
+    case reverseBytes, reversePackets, reverseTcpFlags, reverseTos, reverseFlowStart, reverseFlowEnd
+
+    /// The last case: sizes the compiler's per-target tables.
+    static let lastCase = FieldTarget.reverseFlowEnd
 }
 
 /// How a template encodes the flow start or end time; decides the conversion to epoch milliseconds.
@@ -72,6 +78,13 @@ package final class DecodePlan: Sendable {
     package let ops: [FieldOp]
     package let startEncoding: TimeEncoding
     package let endEncoding: TimeEncoding
+    /// The reverse direction's start and end encodings (RFC 5103 reverse time IEs); `.none` when absent.
+    package let reverseStartEncoding: TimeEncoding
+    package let reverseEndEncoding: TimeEncoding
+    /// The template carries a reverse direction (RFC 5103 reverse counters or an NSEL responder
+    /// counter paired with its initiator one) and biflows are split: each record may give two flows.
+    /// Chosen per data set, so a template without reverse fields runs the one-direction loop.
+    package let isBiflow: Bool
     /// The template's field specifiers as received, to tell a refresh (same bytes) from a redefinition.
     package let definition: [UInt8]
     /// False when the template feeds none of the fields kflow emits (addresses, ports, protocol,
@@ -88,7 +101,8 @@ package final class DecodePlan: Sendable {
 
     private init(
         templateID: UInt16, isOptions: Bool, isFixedLength: Bool, recordLength: Int, ops: [FieldOp],
-        startEncoding: TimeEncoding, endEncoding: TimeEncoding, definition: [UInt8], hasFlowFields: Bool
+        startEncoding: TimeEncoding, endEncoding: TimeEncoding, reverseStartEncoding: TimeEncoding,
+        reverseEndEncoding: TimeEncoding, isBiflow: Bool, definition: [UInt8], hasFlowFields: Bool
     ) {
         self.templateID = templateID
         self.isOptions = isOptions
@@ -97,6 +111,9 @@ package final class DecodePlan: Sendable {
         self.ops = ops
         self.startEncoding = startEncoding
         self.endEncoding = endEncoding
+        self.reverseStartEncoding = reverseStartEncoding
+        self.reverseEndEncoding = reverseEndEncoding
+        self.isBiflow = isBiflow
         self.definition = definition
         self.hasFlowFields = hasFlowFields
         self.memoryCost = definition.count + ops.count * MemoryLayout<FieldOp>.stride + Self.fixedMemoryCost
@@ -110,8 +127,9 @@ package final class DecodePlan: Sendable {
 
     /// Compiles a template. For each record field kflow emits, the first valid occurrence of the
     /// highest-ranked IE wins (see docs/DECODING.md); later duplicates and unknown IEs are skipped.
+    /// With `splitBiflows`, reverse-direction fields (RFC 5103, NSEL responder counters) are compiled too.
     package static func compile(
-        templateID: UInt16, isOptions: Bool, fields: [TemplateField], definition: [UInt8]
+        templateID: UInt16, isOptions: Bool, fields: [TemplateField], definition: [UInt8], splitBiflows: Bool = false
     ) -> Result<DecodePlan, CompileError> {
         var minimumLength = 0
         var isFixedLength = true
@@ -126,12 +144,19 @@ package final class DecodePlan: Sendable {
         guard minimumLength > 0 else { return .failure(.zeroLengthRecord(templateID: templateID)) }
 
         // Pick, per target, the field index with the best rank (lowest), first occurrence on ties.
-        var winner = [Int](repeating: -1, count: Int(FieldTarget.samplingInterval.rawValue) + 1)
+        var winner = [Int](repeating: -1, count: Int(FieldTarget.lastCase.rawValue) + 1)
         var winnerRank = [Int](repeating: Int.max, count: winner.count)
         var startEncoding = TimeEncoding.none, endEncoding = TimeEncoding.none
+        var reverseStartEncoding = TimeEncoding.none, reverseEndEncoding = TimeEncoding.none
         var encodingOfField = [TimeEncoding](repeating: .none, count: fields.count)
-        for (index, field) in fields.enumerated() where !field.isScope && field.enterpriseNumber == 0 {
-            guard let mapping = Self.mapping(of: field.id, isOptions: isOptions),
+        for (index, field) in fields.enumerated() where !field.isScope {
+            let found: Mapping?
+            switch field.enterpriseNumber {
+            case 0: found = Self.mapping(of: field.id, isOptions: isOptions)
+            case reversePEN where splitBiflows && !isOptions: found = Self.reverseMapping(of: field.id)
+            default: found = nil
+            }
+            guard let mapping = found,
                 Self.isUsableLength(field.length, for: mapping.target, encoding: mapping.encoding)
             else { continue }
             let slot = Int(mapping.target.rawValue)
@@ -147,6 +172,31 @@ package final class DecodePlan: Sendable {
             targetOfField[index] = target
             if target == .flowStart { startEncoding = encodingOfField[index] }
             if target == .flowEnd { endEncoding = encodingOfField[index] }
+            if target == .reverseFlowStart { reverseStartEncoding = encodingOfField[index] }
+            if target == .reverseFlowEnd { reverseEndEncoding = encodingOfField[index] }
+        }
+        // NSEL responder counters are the reverse direction only beside their initiator counterparts
+        // (then the record is one connection seen both ways); beside a plain delta count, which
+        // direction a responder count belongs to is not said, so it is left alone.
+        func dropUnpairedResponder(_ reverse: FieldTarget, responder: UInt16, forward: FieldTarget, initiator: UInt16) {
+            let index = winner[Int(reverse.rawValue)]
+            guard index >= 0, fields[index].enterpriseNumber == 0, fields[index].id == responder else { return }
+            let forwardIndex = winner[Int(forward.rawValue)]
+            if forwardIndex < 0 || fields[forwardIndex].enterpriseNumber != 0 || fields[forwardIndex].id != initiator {
+                targetOfField[index] = .skip
+            }
+        }
+        typealias IE = InformationElement
+        dropUnpairedResponder(.reverseBytes, responder: IE.responderOctets, forward: .bytes, initiator: IE.initiatorOctets)
+        dropUnpairedResponder(.reversePackets, responder: IE.responderPackets, forward: .packets, initiator: IE.initiatorPackets)
+        // A biflow needs a reverse counter: flags or times alone cannot make a reverse flow non-empty.
+        let isBiflow = splitBiflows && targetOfField.contains { $0 == .reverseBytes || $0 == .reversePackets }
+        if !isBiflow {
+            for index in targetOfField.indices where targetOfField[index].rawValue >= FieldTarget.reverseBytes.rawValue {
+                targetOfField[index] = .skip
+            }
+            reverseStartEncoding = .none
+            reverseEndEncoding = .none
         }
 
         // Fixed-length: only the fields kflow uses, at their offsets. Variable-length: the fields in
@@ -179,7 +229,9 @@ package final class DecodePlan: Sendable {
             DecodePlan(
                 templateID: templateID, isOptions: isOptions, isFixedLength: isFixedLength,
                 recordLength: minimumLength, ops: ops, startEncoding: startEncoding,
-                endEncoding: endEncoding, definition: definition, hasFlowFields: hasFlowFields))
+                endEncoding: endEncoding, reverseStartEncoding: reverseStartEncoding,
+                reverseEndEncoding: reverseEndEncoding, isBiflow: isBiflow, definition: definition,
+                hasFlowFields: hasFlowFields))
     }
 
     private struct Mapping {
@@ -218,6 +270,8 @@ package final class DecodePlan: Sendable {
         case IE.octetTotalCount: return Mapping(target: .bytes, rank: 1)
         case IE.postOctetDeltaCount: return Mapping(target: .bytes, rank: 2)
         case IE.initiatorOctets: return Mapping(target: .bytes, rank: 3)
+        case IE.responderOctets: return Mapping(target: .reverseBytes, rank: 3)
+        case IE.responderPackets: return Mapping(target: .reversePackets, rank: 3)
         case IE.packetDeltaCount: return Mapping(target: .packets, rank: 0)
         case IE.packetTotalCount: return Mapping(target: .packets, rank: 1)
         case IE.postPacketDeltaCount: return Mapping(target: .packets, rank: 2)
@@ -253,6 +307,28 @@ package final class DecodePlan: Sendable {
         case IE.samplerRandomInterval: return Mapping(target: .samplingInterval, rank: 2)
         default: return nil
         }
+    }
+
+    /// The IANA Reverse Information Element PEN (RFC 5103 §6.1): the reverse direction of IE n is (29305, n).
+    package static let reversePEN: UInt32 = 29305
+
+    /// The reverse-direction IEs (PEN 29305) that become the reverse flow's fields, ranked as their
+    /// forward counterparts.
+    private static func reverseMapping(of id: UInt16) -> Mapping? {
+        guard let forward = mapping(of: id, isOptions: false) else { return nil }
+        let target: FieldTarget
+        switch forward.target {
+        case .bytes: target = .reverseBytes
+        case .packets: target = .reversePackets
+        case .tcpFlags: target = .reverseTcpFlags
+        case .tos: target = .reverseTos
+        case .flowStart: target = .reverseFlowStart
+        case .flowEnd: target = .reverseFlowEnd
+        default: return nil
+        }
+        // initiator/responder have no reverse form (each already names a direction).
+        if id == InformationElement.initiatorOctets || id == InformationElement.initiatorPackets { return nil }
+        return Mapping(target: target, rank: forward.rank, encoding: forward.encoding)
     }
 
     /// Addresses must have their exact size; integers 1–8 octets (reduced-size encoding); NTP

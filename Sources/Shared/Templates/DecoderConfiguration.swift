@@ -22,6 +22,10 @@ public struct DecoderConfiguration: Sendable {
     /// Transport sessions of one exporter address (source ports): a host cycling source ports evicts
     /// its own least recently used session at this quota, never another host's.
     public var maxSessionsPerAddress: Int = 64
+    /// A biflow record (RFC 5103 reverse IEs, NSEL initiator/responder counters) gives two flows, the
+    /// reverse one with addresses, ports and interfaces swapped (`output.biflow = split`); false keeps
+    /// only the forward direction (`forward`).
+    public var splitsBiflows: Bool = true
 
     public init(
         templateLifetimeSeconds: UInt32 = 1800,
@@ -31,7 +35,8 @@ public struct DecoderConfiguration: Sendable {
         maxFieldsPerTemplate: Int = 1024,
         maxTemplateBytesTotal: Int = 64 << 20,
         maxTemplateBytesPerSession: Int = 4 << 20,
-        maxSessionsPerAddress: Int = 64
+        maxSessionsPerAddress: Int = 64,
+        splitsBiflows: Bool = true
     ) {
         self.templateLifetimeSeconds = templateLifetimeSeconds
         self.maxTemplatesPerSession = max(1, maxTemplatesPerSession)
@@ -41,5 +46,6 @@ public struct DecoderConfiguration: Sendable {
         self.maxTemplateBytesTotal = max(1, maxTemplateBytesTotal)
         self.maxTemplateBytesPerSession = max(1, maxTemplateBytesPerSession)
         self.maxSessionsPerAddress = max(1, maxSessionsPerAddress)
+        self.splitsBiflows = splitsBiflows
     }
 }

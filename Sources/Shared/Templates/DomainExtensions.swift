@@ -34,7 +34,19 @@ package struct DomainExtension: Sendable {
 
 extension DomainExtension {
     /// Every kind, in the order written. Append rows; never renumber a kind.
-    package static let all: [DomainExtension] = []
+    package static let all: [DomainExtension] = [sequence]
+
+    /// Kind 4: the domain's export sequence state (`SequenceTracker`): expected number, open holes. It
+    /// replaces the importer's only while that has seen no message of the stream live, and a copy from the
+    /// worker that heard the stream beats a sibling's imported copy (`SequenceTracker.yields(to:)`).
+    package static let sequence = DomainExtension(
+        kind: 4, encodedLength: { $0.sequence.isStarted ? $0.sequence.encodedLength : 0 },
+        write: { $0.sequence.write(into: &$1) },
+        apply: { bytes, state in
+            guard let tracker = SequenceTracker(serialized: bytes) else { return false }
+            if state.sequence.yields(to: tracker) { state.sequence = tracker }
+            return true
+        })
 
     /// The row of `kind`, nil for a kind this build does not know.
     package static func row(_ kind: UInt8) -> DomainExtension? { all.first { $0.kind == kind } }

@@ -45,6 +45,8 @@ package final class DomainState {
     /// systemInitTimeMilliseconds from the domain's options records; 0 when unknown.
     package var systemInitTimeMs: UInt64 = 0
     package var optionsRefreshedSeconds: UInt32 = 0
+    /// The domain's export sequence numbers (IPFIX, NetFlow v9); carried in snapshots (extension kind 4).
+    package var sequence = SequenceTracker()
 }
 
 /// One transport session: an exporter's address and UDP source port (RFC 7011 §10.3.1).
@@ -63,6 +65,10 @@ package final class TransportSession {
     /// The template sources' state (`TemplateCache.unknownTemplateHandler`) when this session last
     /// looked an unknown template up there: nothing new was published since if it is unchanged.
     package var templateLookupEpoch: UInt64?
+    /// NetFlow v5 sequence numbers per engine (v5 has no templates, so no `DomainState`); at most
+    /// `maxV5Engines` (real exporters have one), others untracked.
+    package var v5Sequences: [UInt32: SequenceTracker] = [:]
+    package static let maxV5Engines = 16
     /// Links of the cache's recency list this session is on (with or without templates); the cache
     /// alone changes them, and unlinks a session when it forgets it.
     fileprivate var newer: TransportSession?

@@ -107,6 +107,19 @@ public struct DecodeStatistics: Sendable {
     public func sessionsEvicted(_ reason: SessionEvictionReason) -> UInt64 { sessionsEvictedByReason[reason.rawValue] }
     /// Templates added or redefined from another worker's snapshot (not counted in `templatesAdded`).
     public var templatesImported: UInt64 = 0
+    /// Reverse directions of biflow records (RFC 5103, NSEL) handed over as flows of their own (not in
+    /// `flowRecords`, which counts data records).
+    public var reverseFlows: UInt64 = 0
+    /// Flows handed over without a start or end their template carries as uptime (IPFIX
+    /// flowStart/EndSysUpTime without a systemInitTimeMilliseconds that explains it; v9 FIRST/LAST_SWITCHED
+    /// beyond the header's unix_secs).
+    public var flowsWithUnanchoredTimes: UInt64 = 0
+    /// Export sequence accounting over every exporter stream (`SequenceTracker`): units (IPFIX records,
+    /// v9 packets, v5 flows) the exporter sent that never arrived, messages that arrived out of order,
+    /// and exporter restarts.
+    public var sequenceLost: UInt64 = 0
+    public var sequenceReordered: UInt64 = 0
+    public var sequenceResets: UInt64 = 0
 
     /// Lookups of an unknown template in the other workers' template snapshots (at most one per session
     /// each time one of them publishes), and templates those lookups (and `server.balance=round-robin`'s
@@ -155,6 +168,12 @@ public struct ExporterStatistics: Sendable {
     public var flowRecords: UInt64 = 0
     /// Data sets dropped because their template was unknown.
     public var setsWithUnknownTemplate: UInt64 = 0
+    /// Reverse directions of biflow records handed over as flows of their own.
+    public var reverseFlows: UInt64 = 0
+    /// Export sequence accounting of the session's streams (all its domains), as in `DecodeStatistics`.
+    public var sequenceLost: UInt64 = 0
+    public var sequenceReordered: UInt64 = 0
+    public var sequenceResets: UInt64 = 0
 
     public init() {}
 }

@@ -48,8 +48,10 @@
     @inlinable package static var flowEndDeltaMicroseconds: UInt16 { 159 }
     @inlinable package static var systemInitTimeMilliseconds: UInt16 { 160 }
     @inlinable package static var initiatorOctets: UInt16 { 231 }
+    @inlinable package static var responderOctets: UInt16 { 232 }
     @inlinable package static var dot1qVlanId: UInt16 { 243 }
     @inlinable package static var initiatorPackets: UInt16 { 298 }
+    @inlinable package static var responderPackets: UInt16 { 299 }
     @inlinable package static var samplingPacketInterval: UInt16 { 305 }
 
     /// The length that marks a variable-length field in a template (RFC 7011 §7).

@@ -107,7 +107,8 @@ public final class Worker {
             maxFieldsPerTemplate: configuration.templatesMaxFields,
             maxTemplateBytesTotal: configuration.templatesMaxBytes,
             maxTemplateBytesPerSession: configuration.templatesMaxBytesPerSession,
-            maxSessionsPerAddress: configuration.exportersMaxPerAddress))
+            maxSessionsPerAddress: configuration.exportersMaxPerAddress,
+            splitsBiflows: configuration.outputBiflow == .split))
         let fields: OutputFields
         do { fields = try OutputFields(parsing: configuration.outputFields.joined(separator: ",")) } catch {
             throw .configuration("\(error)")
@@ -345,6 +346,8 @@ public final class Worker {
             let stats = session.statistics
             entries.append(.init(address: session.exporter.address, port: session.exporter.port, datagrams: stats.datagrams,
                                  flows: stats.flowRecords, unknownTemplateSets: stats.setsWithUnknownTemplate,
+                                 reverseFlows: stats.reverseFlows, sequenceLost: stats.sequenceLost,
+                                 sequenceReordered: stats.sequenceReordered, sequenceResets: stats.sequenceResets,
                                  firstSeenSeconds: session.firstSeenSeconds, lastSeenSeconds: session.lastSeenSeconds,
                                  templateCount: UInt32(clamping: session.templateCount), domains: session.domains))
             gauges.count(session)

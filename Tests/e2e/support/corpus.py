@@ -84,6 +84,24 @@ def expected_record(sequence: Sequence, row: dict, dvc: str) -> dict:
     }
 
 
+def reverse_record(sequence: Sequence, row: dict, dvc: str) -> dict | None:
+    """The reverse flow kflow emits for a biflow row (output.biflow=split, docs/DECODING.md "Biflows"):
+    RFC 5103 reverse counters, or NSEL responder octets beside initiator octets alone; addresses and ports
+    swapped, flags from tshark's reverse tcpControlBits (in its JSON, not the TSV). None when its counters
+    are zero (a one-way flow has no reverse flow)."""
+    nsel = bool(row["initiator_octets"]) and not (row["octets"] or row["permanent_octets"] or row["post_octets"])
+    octets = _int(row["rev_octets"] or row["rev_permanent_octets"]) + (_int(row["responder_octets"]) if nsel else 0)
+    packets = _int(row["rev_packets"] or row["rev_permanent_packets"])
+    if octets == 0 and packets == 0:
+        return None
+    key = sequence.truth["packets"][int(row["pkt"])]["records"][int(row["rec"])]["key"]
+    forward = expected_record(sequence, row, dvc)
+    return forward | {
+        "src": forward["dst"], "srcp": forward["dstp"], "dst": forward["src"], "dstp": forward["srcp"],
+        "flags": _int(key.get("rev_tcpflags", "").removeprefix("0x"), 16), "bytes": octets, "pkts": packets,
+    }
+
+
 def expected_time_ms(sequence: Sequence, packet_index: int) -> tuple[int, int]:
     """Inclusive range of the `time` field for a record of packet `packet_index`: IPFIX export time is
     whole seconds; NetFlow's unix_secs may carry a sub-second part (v5 unix_nsecs)."""

@@ -45,7 +45,8 @@ struct DecodeMessage {
         {
             return
         }
-        switch DecodePlan.compile(templateID: templateID, isOptions: isOptions, fields: fields(), definition: Array(definition)) {
+        switch DecodePlan.compile(templateID: templateID, isOptions: isOptions, fields: fields(), definition: Array(definition),
+            splitBiflows: cache.configuration.splitsBiflows) {
         case .success(let plan):
             cache.store(plan, format: format, domain: domain, in: session, nowSeconds: nowSeconds, statistics: &statistics)
         case .failure:
@@ -55,16 +56,18 @@ struct DecodeMessage {
 
     /// Decodes one data set (IPFIX) or data FlowSet (v9) with the template it names; a set whose
     /// template is unknown is counted and skipped. Options records update the domain's sampling state.
+    /// Returns the data records the set held (what IPFIX sequence numbers count), nil when unknowable.
+    @discardableResult
     func decodeDataSet(
         _ bytes: UnsafeRawBufferPointer, body: Range<Int>, templateID: UInt16, record: FlowRecord,
         statistics: inout DecodeStatistics, batch: inout RecordBatch
-    ) {
+    ) -> Int? {
         var found = cache.template(templateID, domain: domain, in: session, nowSeconds: nowSeconds, statistics: &statistics)
         if found == nil { found = lookUpElsewhere(templateID, statistics: &statistics) }
         guard let plan = found, let state = cache.domainState(domain, in: session) else {
             statistics.setsWithUnknownTemplate &+= 1
             session.statistics.setsWithUnknownTemplate &+= 1
-            return
+            return nil
         }
         // A switch, not `==`: `TemplateWireFormat`'s `==` lives in Templates (a call).
         let isNetFlowV9 = switch format {
@@ -86,7 +89,33 @@ struct DecodeMessage {
         } else {
             statistics.flowRecords &+= UInt64(outcome.records)
             session.statistics.flowRecords &+= UInt64(outcome.records)
+            statistics.reverseFlows &+= UInt64(outcome.reverseFlows)
+            session.statistics.reverseFlows &+= UInt64(outcome.reverseFlows)
+            statistics.flowsWithUnanchoredTimes &+= UInt64(outcome.unanchoredTimes)
         }
+        return outcome.truncated ? nil : outcome.records
+    }
+}
+
+extension DecodeMessage {
+    /// Feeds the message's export sequence number to its domain's tracker (a domain exists once it has a
+    /// template; before that nothing can be decoded or counted anyway). `count`: the units it covers.
+    func observeSequence(_ sequence: UInt32, count: UInt32?, uptimeMs: UInt32?, statistics: inout DecodeStatistics) {
+        guard let state = cache.domainState(domain, in: session) else { return }
+        let counts = state.sequence.observe(sequence, count: count, uptimeMs: uptimeMs)
+        Self.account(counts, session: session, statistics: &statistics)
+    }
+
+    /// Adds one message's sequence outcome to the global and the exporter's counters.
+    @inline(__always)
+    static func account(_ counts: SequenceTracker.Counts, session: TransportSession?, statistics: inout DecodeStatistics) {
+        guard counts != SequenceTracker.Counts() else { return }
+        statistics.sequenceLost &+= counts.lost
+        statistics.sequenceReordered &+= counts.reordered
+        statistics.sequenceResets &+= counts.resets
+        session?.statistics.sequenceLost &+= counts.lost
+        session?.statistics.sequenceReordered &+= counts.reordered
+        session?.statistics.sequenceResets &+= counts.resets
     }
 }
 

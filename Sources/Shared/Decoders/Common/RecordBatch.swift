@@ -24,6 +24,14 @@ struct RecordBatch {
         if count == FlowDecoder.recordBatchCapacity { flush() }
     }
 
+    /// Adds a record built elsewhere (a biflow's reverse direction).
+    @inline(__always)
+    mutating func add(_ record: borrowing FlowRecord) {
+        (storage + count).initialize(to: copy record)
+        count += 1
+        if count == FlowDecoder.recordBatchCapacity { flush() }
+    }
+
     /// Hands over the records collected so far, if any.
     mutating func flush() {
         guard count > 0 else { return }

@@ -35,16 +35,26 @@ enum IPFIXDecoder {
             statistics: &statistics)
         else { return }
 
+        // The header's sequence number counts data records (RFC 7011 §3.1): those of this message are
+        // known unless a set was unreadable or its template unknown.
+        var dataRecords: Int? = 0
+        defer {
+            message.observeSequence(
+                bytes.readBE32(at: 8), count: dataRecords.map { UInt32(truncatingIfNeeded: $0) }, uptimeMs: nil,
+                statistics: &statistics)
+        }
         var offset = headerLength
         while offset < messageLength {
             guard messageLength - offset >= setHeaderLength else {
                 statistics.count(.badSetLength)
+                dataRecords = nil
                 return
             }
             let setID = bytes.readBE16(at: offset)
             let setLength = Int(bytes.readBE16(at: offset + 2))
             guard setLength >= setHeaderLength, setLength <= messageLength - offset else {
                 statistics.count(.badSetLength)
+                dataRecords = nil
                 return
             }
             let body = (offset + setHeaderLength)..<(offset + setLength)
@@ -55,8 +65,9 @@ enum IPFIXDecoder {
             case ..<firstDataSetID:
                 statistics.count(.reservedSetID)
             default:
-                message.decodeDataSet(
+                let records = message.decodeDataSet(
                     bytes, body: body, templateID: setID, record: record, statistics: &statistics, batch: &batch)
+                if let counted = dataRecords, let records { dataRecords = counted + records } else { dataRecords = nil }
             }
             offset += setLength
         }

@@ -74,5 +74,18 @@ enum NetFlowV5Decoder {
         }
         statistics.flowRecords &+= UInt64(records)
         session?.statistics.flowRecords &+= UInt64(records)
+        if let session { observeSequence(bytes.readBE32(at: 16), count: count, uptimeMs: sysUptime, engine: engine, session, &statistics) }
+    }
+
+    /// flow_sequence is the number of the message's first flow (the flows the exporter had seen before
+    /// it): the message covers its `count` flows. Per engine, a few per session at most.
+    private static func observeSequence(
+        _ sequence: UInt32, count: Int, uptimeMs: UInt32, engine: UInt32, _ session: TransportSession,
+        _ statistics: inout DecodeStatistics
+    ) {
+        guard session.v5Sequences[engine] != nil || session.v5Sequences.count < TransportSession.maxV5Engines else { return }
+        let counts = session.v5Sequences[engine, default: SequenceTracker()].observe(
+            sequence, count: UInt32(count), uptimeMs: uptimeMs)
+        DecodeMessage.account(counts, session: session, statistics: &statistics)
     }
 }

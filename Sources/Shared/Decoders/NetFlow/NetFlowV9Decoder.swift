@@ -29,6 +29,10 @@ enum NetFlowV9Decoder {
             v9SysUptimeMs: sysUptime, cache: cache, statistics: &statistics)
         else { return }
 
+        // The header's sequence number counts export packets (RFC 3954 §5.1): this one is 1.
+        defer {
+            message.observeSequence(bytes.readBE32(at: 12), count: 1, uptimeMs: sysUptime, statistics: &statistics)
+        }
         let end = bytes.count
         var offset = headerLength
         while offset < end {

@@ -35,6 +35,7 @@ public enum WorkerCounter: Int, CaseIterable, Sendable {
     case siblingTemplateLookups, templatesFromSiblings
     case fleetTemplatesPublished, fleetTombstonesPublished, fleetPublishFailed
     case fleetMessagesReceived, fleetTemplatesImported, fleetMessagesRejected
+    case reverseFlows, flowsUnanchoredTimes, sequenceLost, sequenceReordered, sequenceResets
 
     /// How the master exposes a counter, and what the worker stores in its slot.
     public struct Metric: Sendable {
@@ -121,6 +122,11 @@ public enum WorkerCounter: Int, CaseIterable, Sendable {
         case .fleetMessagesReceived: Metric("kflow_fleet_messages_received_total", "Messages read from templates.topic that other nodes published (tombstones included; this node's own are skipped).") { $0.fleet.received }
         case .fleetTemplatesImported: Metric("kflow_fleet_templates_imported_total", "Templates from templates.topic added or redefined here; also in kflow_templates_imported_total.") { $0.fleet.imported }
         case .fleetMessagesRejected: Metric("kflow_fleet_messages_rejected_total", "Messages read from templates.topic that are not a kflow template message (bad key, envelope or snapshot, or over the size bound); a bad snapshot is also in kflow_decode_errors_total{reason=\"invalid_template_snapshot\"}.") { $0.fleet.rejected }
+        case .reverseFlows: Metric("kflow_reverse_flows_total", "Reverse directions of biflow records (RFC 5103, NSEL initiator/responder) emitted as flows of their own (output.biflow=split; per exporter: kflow_exporter_reverse_flows_total).") { $0.decode.reverseFlows }
+        case .flowsUnanchoredTimes: Metric("kflow_flows_unanchored_times_total", "Flows emitted without the start/end their exporter sent as uptime, because nothing anchors it in time (IPFIX flowStart/EndSysUpTime without a systemInitTimeMilliseconds that explains it).") { $0.decode.flowsWithUnanchoredTimes }
+        case .sequenceLost: Metric("kflow_sequence_lost_total", "Units the exporters numbered but kflow never received, by their sequence numbers: IPFIX data records, NetFlow v9 packets, v5 flows (per exporter: kflow_exporter_sequence_lost_total).") { $0.decode.sequenceLost }
+        case .sequenceReordered: Metric("kflow_sequence_reordered_total", "Messages that arrived behind a later one of their exporter stream (late within the reorder window, or stray).") { $0.decode.sequenceReordered }
+        case .sequenceResets: Metric("kflow_sequence_resets_total", "Exporter sequence restarts (exporter restart: uptime fell, or the numbers restarted), not counted as loss.") { $0.decode.sequenceResets }
         }
     }
 

@@ -21,6 +21,12 @@ public final class WorkerSegment: @unchecked Sendable {
         public var datagrams: UInt64
         public var flows: UInt64
         public var unknownTemplateSets: UInt64
+        /// Reverse directions of biflow records emitted as flows.
+        public var reverseFlows: UInt64 = 0
+        /// Export sequence accounting (`SequenceTracker`), all the session's domains together.
+        public var sequenceLost: UInt64 = 0
+        public var sequenceReordered: UInt64 = 0
+        public var sequenceResets: UInt64 = 0
         /// Wall-clock seconds of the session's first and latest datagram at this worker; 0 = none (a
         /// session this worker holds only from an imported template).
         public var firstSeenSeconds: UInt32 = 0
@@ -31,13 +37,18 @@ public final class WorkerSegment: @unchecked Sendable {
         public var domains: [UInt32] = []
 
         public init(address: IPAddress, port: UInt16, datagrams: UInt64, flows: UInt64, unknownTemplateSets: UInt64,
-                    firstSeenSeconds: UInt32 = 0, lastSeenSeconds: UInt32 = 0, templateCount: UInt32 = 0,
-                    domains: [UInt32] = []) {
+                    reverseFlows: UInt64 = 0, sequenceLost: UInt64 = 0, sequenceReordered: UInt64 = 0,
+                    sequenceResets: UInt64 = 0, firstSeenSeconds: UInt32 = 0, lastSeenSeconds: UInt32 = 0,
+                    templateCount: UInt32 = 0, domains: [UInt32] = []) {
             self.address = address
             self.port = port
             self.datagrams = datagrams
             self.flows = flows
             self.unknownTemplateSets = unknownTemplateSets
+            self.reverseFlows = reverseFlows
+            self.sequenceLost = sequenceLost
+            self.sequenceReordered = sequenceReordered
+            self.sequenceResets = sequenceResets
             self.firstSeenSeconds = firstSeenSeconds
             self.lastSeenSeconds = lastSeenSeconds
             self.templateCount = templateCount
@@ -47,6 +58,18 @@ public final class WorkerSegment: @unchecked Sendable {
 
         /// True when a datagram of this session reached the worker.
         public var heard: Bool { firstSeenSeconds != 0 }
+
+        /// The counters, in table order after address and port: what the master sums per exporter and
+        /// exposes. Key paths are immutable values (`nonisolated(unsafe)`: the array itself is never mutated).
+        public nonisolated(unsafe) static let counters: [WritableKeyPath<ExporterEntry, UInt64>] = [
+            \.datagrams, \.flows, \.unknownTemplateSets, \.reverseFlows, \.sequenceLost, \.sequenceReordered,
+            \.sequenceResets,
+        ]
+
+        /// Adds another worker's counters of the same exporter.
+        public mutating func add(_ other: ExporterEntry) {
+            for counter in Self.counters { self[keyPath: counter] &+= other[keyPath: counter] }
+        }
     }
 
     /// One sFlow agent's sampling figures (`FlowDecoder.forEachSFlowAgent`), by agent address.
@@ -67,9 +90,13 @@ public final class WorkerSegment: @unchecked Sendable {
     public static let counterCapacity = 64
     public static let errorKindCapacity = 128
     public static let exporterCapacity = 512
-    static let exporterWords = 10
+    /// Address (2 words), family and port, then `ExporterEntry.counters`, then first/last seen, template
+    /// and domain counts, and `domainCapacity` observation domains (two per word).
+    static let exporterWords = 3 + 7 + 2 + 2
     /// Observation domains listed per exporter entry (two per word); the count says if there are more.
     public static let domainCapacity = 4
+    /// The word after the counters in an exporter entry.
+    static let exporterDetailWord = 3 + 7
     /// Tries of a reader before it gives up on a worker that keeps rewriting its exporter table.
     static let exporterReadAttempts = 8
 
@@ -159,17 +186,16 @@ public final class WorkerSegment: @unchecked Sendable {
                 store(word: base, e.address.high)
                 store(word: base + 1, e.address.low)
                 store(word: base + 2, UInt64(e.address.family.rawValue) << 16 | UInt64(e.port))
-                store(word: base + 3, e.datagrams)
-                store(word: base + 4, e.flows)
-                store(word: base + 5, e.unknownTemplateSets)
-                store(word: base + 6, UInt64(e.firstSeenSeconds) << 32 | UInt64(e.lastSeenSeconds))
-                store(word: base + 7, UInt64(e.templateCount) << 32 | UInt64(e.domainCount))
+                for (index, counter) in ExporterEntry.counters.enumerated() { store(word: base + 3 + index, e[keyPath: counter]) }
+                let detail = base + Self.exporterDetailWord
+                store(word: detail, UInt64(e.firstSeenSeconds) << 32 | UInt64(e.lastSeenSeconds))
+                store(word: detail + 1, UInt64(e.templateCount) << 32 | UInt64(e.domainCount))
                 var domainWords: [UInt64] = [0, 0]
                 for (i, domain) in e.domains.prefix(Self.domainCapacity).enumerated() {
                     domainWords[i / 2] |= UInt64(domain) << (i % 2 == 0 ? 32 : 0)
                 }
-                store(word: base + 8, domainWords[0])
-                store(word: base + 9, domainWords[1])
+                store(word: detail + 2, domainWords[0])
+                store(word: detail + 3, domainWords[1])
                 count += 1
             }
             store(word: Self.exporterCountOffset, UInt64(count))
@@ -186,20 +212,20 @@ public final class WorkerSegment: @unchecked Sendable {
                 let base = Self.exportersOffset + i * Self.exporterWords
                 let tag = load(word: base + 2)
                 let family = IPAddress.Family(rawValue: UInt8(truncatingIfNeeded: tag >> 16)) ?? .none
-                let seen = load(word: base + 6), counts = load(word: base + 7)
+                let detail = base + Self.exporterDetailWord
+                let seen = load(word: detail), counts = load(word: detail + 1)
                 let domainCount = Int(UInt32(truncatingIfNeeded: counts))
-                let domainWords = [load(word: base + 8), load(word: base + 9)]
+                let domainWords = [load(word: detail + 2), load(word: detail + 3)]
                 let domains = (0..<min(domainCount, Self.domainCapacity)).map { i in
                     UInt32(truncatingIfNeeded: domainWords[i / 2] >> (i % 2 == 0 ? 32 : 0))
                 }
                 var entry = ExporterEntry(
                     address: IPAddress(high: load(word: base), low: load(word: base + 1), family: family),
-                    port: UInt16(truncatingIfNeeded: tag),
-                    datagrams: load(word: base + 3), flows: load(word: base + 4),
-                    unknownTemplateSets: load(word: base + 5),
+                    port: UInt16(truncatingIfNeeded: tag), datagrams: 0, flows: 0, unknownTemplateSets: 0,
                     firstSeenSeconds: UInt32(truncatingIfNeeded: seen >> 32), lastSeenSeconds: UInt32(truncatingIfNeeded: seen),
                     templateCount: UInt32(truncatingIfNeeded: counts >> 32), domains: domains)
                 entry.domainCount = UInt32(domainCount)
+                for (index, counter) in ExporterEntry.counters.enumerated() { entry[keyPath: counter] = load(word: base + 3 + index) }
                 result.append(entry)
             }
             return result
