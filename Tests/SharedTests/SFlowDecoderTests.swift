@@ -213,6 +213,21 @@ extension FlowDecoder {
         #expect(decoder.statistics.totalErrors == 0)
     }
 
+    @Test func sequenceNumbersAreTrackedPerAgentAndSubAgent() {
+        let decoder = FlowDecoder()
+        let sample = SFlow.flowSample(records: [SFlow.rawHeader(SFlow.ethernet(type: 0x0800, SFlow.ipv4(proto: 17, SFlow.udp(1, 2))))])
+        // Sub-agent 3: 1, 2, 4, 3 (one reordered), then 5 and 22 (16 lost once the window passes);
+        // sub-agent 4 interleaved with its own numbering: no loss of its own.
+        for (index, sequence) in [UInt32](arrayLiteral: 1, 2, 4, 3, 5, 22).enumerated() {
+            _ = decoder.decodeSFlow(SFlow.datagram(subAgent: 3, sequence: sequence, samples: [sample]))
+            _ = decoder.decodeSFlow(SFlow.datagram(subAgent: 4, sequence: 100 + UInt32(index), samples: [sample]))
+        }
+        for sequence: UInt32 in 23...40 { _ = decoder.decodeSFlow(SFlow.datagram(subAgent: 3, sequence: sequence, samples: [sample])) }
+        #expect(decoder.statistics.sequenceReordered == 1)
+        #expect(decoder.statistics.sequenceLost == 16, "6...21 never came")
+        #expect(decoder.statistics.sequenceResets == 0)
+    }
+
     @Test func anExpandedSampleOfIPv6WithExtensionHeadersFromAnIPv6Agent() throws {
         let hopByHop: (UInt8, [UInt8]) = (0, [UInt8](repeating: 0, count: 6))
         let routing: (UInt8, [UInt8]) = (43, [UInt8](repeating: 0, count: 14))

@@ -49,6 +49,17 @@ package final class DomainState {
     package var sequence = SequenceTracker()
 }
 
+/// A numbered stream of messages within a transport session, for the protocols without templates:
+/// NetFlow v5's engine (`origin` none, `id` engine type and ID), sFlow's agent and sub-agent.
+package struct SequenceStream: Hashable, Sendable {
+    package var origin: IPAddress
+    package var id: UInt32
+    package init(origin: IPAddress = .none, id: UInt32) {
+        self.origin = origin
+        self.id = id
+    }
+}
+
 /// One transport session: an exporter's address and UDP source port (RFC 7011 §10.3.1).
 package final class TransportSession {
     package let exporter: ExporterAddress
@@ -65,10 +76,20 @@ package final class TransportSession {
     /// The template sources' state (`TemplateCache.unknownTemplateHandler`) when this session last
     /// looked an unknown template up there: nothing new was published since if it is unchanged.
     package var templateLookupEpoch: UInt64?
-    /// NetFlow v5 sequence numbers per engine (v5 has no templates, so no `DomainState`); at most
-    /// `maxV5Engines` (real exporters have one), others untracked.
-    package var v5Sequences: [UInt32: SequenceTracker] = [:]
-    package static let maxV5Engines = 16
+    /// Sequence numbers of the protocols without templates, so without a `DomainState`: NetFlow v5 per
+    /// engine, sFlow per agent and sub-agent. At most `maxSequenceStreams` (real exporters have one or a
+    /// few), others untracked.
+    package var streamSequences: [SequenceStream: SequenceTracker] = [:]
+    package static let maxSequenceStreams = 16
+
+    /// Feeds one message's sequence number to its stream's tracker (see `SequenceTracker.observe`); nil
+    /// when the session already tracks `maxSequenceStreams` others.
+    package func observeSequence(
+        of stream: SequenceStream, _ sequence: UInt32, count: UInt32?, uptimeMs: UInt32?
+    ) -> SequenceTracker.Counts? {
+        guard streamSequences[stream] != nil || streamSequences.count < Self.maxSequenceStreams else { return nil }
+        return streamSequences[stream, default: SequenceTracker()].observe(sequence, count: count, uptimeMs: uptimeMs)
+    }
     /// Links of the cache's recency list this session is on (with or without templates); the cache
     /// alone changes them, and unlinks a session when it forgets it.
     fileprivate var newer: TransportSession?

@@ -83,9 +83,9 @@ enum NetFlowV5Decoder {
         _ sequence: UInt32, count: Int, uptimeMs: UInt32, engine: UInt32, _ session: TransportSession,
         _ statistics: inout DecodeStatistics
     ) {
-        guard session.v5Sequences[engine] != nil || session.v5Sequences.count < TransportSession.maxV5Engines else { return }
-        let counts = session.v5Sequences[engine, default: SequenceTracker()].observe(
-            sequence, count: UInt32(count), uptimeMs: uptimeMs)
+        guard let counts = session.observeSequence(
+            of: SequenceStream(id: engine), sequence, count: UInt32(count), uptimeMs: uptimeMs)
+        else { return }
         DecodeMessage.account(counts, session: session, statistics: &statistics)
     }
 }

@@ -3,8 +3,8 @@ import WireFormat
 import Templates
 
 /// The sFlow v5 datagram header (sflow_version_5.txt, `sample_datagram_v5`): who sent the datagram and
-/// where it stands in that agent's sequence. Handed to `FlowDecoder.sflowDatagramObserver` (sequence
-/// tracking hooks in there, like IPFIX's per-domain sequence numbers).
+/// where it stands in that agent's sequence (tracked per agent and sub-agent like v5's engines, see
+/// `SequenceStream`). Also handed to `FlowDecoder.sflowDatagramObserver`, when set.
 public struct SFlowDatagramHeader: Equatable, Sendable {
     /// The agent's own address (not necessarily the UDP source).
     public var agent: IPAddress
@@ -76,6 +76,13 @@ enum SFlowDecoder {
         observer?(exporter, header)
 
         let session = cache.beginMessage(from: exporter, domain: header.subAgent, nowSeconds: nowSeconds, statistics: &statistics)
+        // One datagram per sequence number, per agent and sub-agent (a relay may forward several agents).
+        if let session, let counts = session.observeSequence(
+            of: SequenceStream(origin: header.agent, id: header.subAgent), header.sequence, count: 1,
+            uptimeMs: header.uptimeMs)
+        {
+            DecodeMessage.account(counts, session: session, statistics: &statistics)
+        }
         var message = FlowRecord()
         message.exporter = exporter.address
         message.observationDomain = header.subAgent
