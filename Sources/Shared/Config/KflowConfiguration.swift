@@ -279,7 +279,7 @@ package enum SecretKeys {
 
     package static func isSecret(_ key: String) -> Bool {
         let lowered = key.lowercased()
-        if lowered.contains("password") || lowered.contains("secret") { return true }
+        if lowered.containsBytes(of: "password") || lowered.containsBytes(of: "secret") { return true }
         let librdkafkaKey = lowered.hasPrefix(ConfigurationKey.kafkaPropsPrefix)
             ? String(lowered.dropFirst(ConfigurationKey.kafkaPropsPrefix.count)) : lowered
         return credentialKeys.contains(librdkafkaKey)

@@ -195,7 +195,7 @@ package struct Resolver {
         }
         let prefix = ConfigurationKey.kafkaPropsPrefix
         // The longest name that the message mentions, so "ssl.key.location" wins over "ssl.key".
-        let named = found.filter { message.contains(String($0.key.dropFirst(prefix.count))) }
+        let named = found.filter { message.containsBytes(of: String($0.key.dropFirst(prefix.count))) }
             .max { $0.key.count < $1.key.count }
         if let named {
             return Issue(

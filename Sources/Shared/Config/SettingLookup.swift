@@ -138,3 +138,16 @@ package enum ConfigurationLoader {
         }
     }
 }
+
+extension StringProtocol {
+    /// Whether `text` occurs in this string, compared byte for byte. The standard library's
+    /// `contains(_: String)` lives in _StringProcessing, which (with the regex parser it brings) adds
+    /// about 1 MB to a binary that otherwise does not need it (issue 13: footprint).
+    func containsBytes(of text: String) -> Bool {
+        let haystack = Array(utf8), needle = Array(text.utf8)
+        guard needle.count <= haystack.count else { return false }
+        return (0...(haystack.count - needle.count)).contains { start in
+            haystack[start..<(start + needle.count)].elementsEqual(needle)
+        }
+    }
+}
