@@ -20,8 +20,9 @@ for tool in dpkg-buildpackage dh lintian fakeroot swift; do
 done
 
 log "release build with the Swift runtime linked statically (scratch $scratch)"
-# -z now (with the default -z relro) makes the whole GOT read-only after start-up (Debian's hardening=+bindnow).
-build=(swift build -c release --static-swift-stdlib --scratch-path "$scratch" -Xlinker -z -Xlinker now)
+# The flags every release build uses (static Swift runtime, -z now, lld with packed relocations).
+read -ra flags <<<"$(grep -v '^#' scripts/release-flags | tr '\n' ' ')"
+build=(swift build --scratch-path "$scratch" "${flags[@]}")
 "${build[@]}" --product kflow-master >&2
 "${build[@]}" --product kflow-worker >&2
 bin=$("${build[@]}" --show-bin-path)
