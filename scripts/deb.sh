@@ -35,6 +35,15 @@ for exe in kflow-master kflow-worker; do
   fi
 done
 
+# Issue 13 (docs/PACKAGING.md, "Size"): no ICU or full Foundation in either binary (63 MB each when they
+# crept in through a dependency's default trait), and not even FoundationEssentials in the worker.
+for exe in kflow-master kflow-worker; do
+  nm "$bin/$exe" | grep -E 'icu_[0-9]+|\$s10Foundation|FoundationInternationalization' >/dev/null \
+    && fail "$exe links Foundation or ICU (see docs/PACKAGING.md, Size)"
+done
+nm "$bin/kflow-worker" | grep 'FoundationEssentials' >/dev/null \
+  && fail "kflow-worker links FoundationEssentials (a module it uses imports it or swift-configuration)"
+
 version=$(dpkg-parsechangelog -l packaging/debian/changelog -S Version)
 stage=$outdir/kflow-$version
 rm -rf "$stage"
