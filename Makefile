@@ -5,7 +5,7 @@ export PKG_CONFIG_PATH := $(DEPS)/librdkafka/static:$(PKG_CONFIG_PATH)
 SCRATCH ?= .build
 SWIFT_BUILD := swift build --scratch-path $(SCRATCH)
 # One release build serves `run`, the end-to-end tests and the Debian package (static Swift runtime).
-RELEASE_FLAGS := -c release --static-swift-stdlib -Xlinker -z -Xlinker now
+RELEASE_FLAGS := $(shell grep -v '^\#' scripts/release-flags)
 RELEASE_BIN = $(shell $(SWIFT_BUILD) $(RELEASE_FLAGS) --show-bin-path 2>/dev/null)
 PYTHON := $(DEPS)/venv/bin/python
 

@@ -21,7 +21,9 @@ let package = Package(
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
-        .package(url: "https://github.com/apple/swift-configuration", from: "1.0.0"),
+        // No traits: the default JSON trait imports all of Foundation (JSONSerialization), and with it
+        // FoundationInternationalization and ICU's data (~40 MB per binary); kflow reads no JSON configuration.
+        .package(url: "https://github.com/apple/swift-configuration", from: "1.0.0", traits: []),
         .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
     ],
     targets: [
@@ -39,8 +41,11 @@ let package = Package(
         library("Decoders", ["FlowModel", "WireFormat", "Templates"], hot: true),
         library("Output", ["FlowModel"], hot: true),
         library("KafkaOutput", ["Output", "SystemKit", "CRdKafka"], hot: true),
-        library("Config", ["FlowModel", "Output", "KafkaOutput", "CRdKafka", logging,
-                           .product(name: "Configuration", package: "swift-configuration")]),
+        library("Config", ["FlowModel", "Output", "KafkaOutput", "CRdKafka", logging]),
+        // The master's layered load (command line, environment, file) through swift-configuration, apart
+        // from Config so a worker, which only reads its master's text, links neither swift-configuration
+        // nor the Foundation Essentials it brings (issue 13: footprint).
+        library("ConfigLayers", ["Config", .product(name: "Configuration", package: "swift-configuration")]),
         library("ProcessKit", ["FlowModel", "SystemKit", "WireFormat", "KafkaOutput", "Config", "CKflowShims"]),
         library("MetricsServer", ["SystemKit", "ProcessKit", logging]),
         library("WorkerRuntime", ["FlowModel", "SystemKit", "WireFormat", "Templates", "Decoders", "Output",
@@ -48,7 +53,7 @@ let package = Package(
         .executableTarget(
             name: "kflow-master",
             dependencies: [
-                "FlowModel", "SystemKit", "WireFormat", "Templates", "KafkaOutput", "Config", "ProcessKit", "MetricsServer",
+                "FlowModel", "SystemKit", "WireFormat", "Templates", "KafkaOutput", "Config", "ConfigLayers", "ProcessKit", "MetricsServer",
                 "CSystemd", "CKflowShims", logging,
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
@@ -60,7 +65,7 @@ let package = Package(
                           path: "Benchmarks/Microbench", swiftSettings: hotPath),
         .testTarget(name: "SharedTests", dependencies: [
             "FlowModel", "SystemKit", "WireFormat", "Templates", "Decoders", "Output", "KafkaOutput", "Config",
-            "ProcessKit", "MetricsServer", "WorkerRuntime",
+            "ConfigLayers", "ProcessKit", "MetricsServer", "WorkerRuntime",
         ]),
         // The master's parts with a fake clock, processes and notifier (@testable import of the executable).
         .testTarget(name: "MasterTests", dependencies: ["kflow-master"]),
@@ -76,7 +81,7 @@ if Context.environment["KFLOW_FUZZ"] == "1" {
     package.targets.append(.target(name: "FuzzSupport", dependencies: ["FlowModel", "SystemKit", "Output"], path: "Fuzz/Support"))
     for (name, path, uses) in [("kflow-fuzz-decoder", "Fuzz/Decoder", ["FlowModel", "Decoders", "Output"]),
                                ("kflow-fuzz-snapshot", "Fuzz/Snapshot", ["FlowModel", "Decoders"]),
-                               ("kflow-fuzz-properties", "Fuzz/Properties", ["Config"]),
+                               ("kflow-fuzz-properties", "Fuzz/Properties", ["Config", "ConfigLayers"]),
                                ("kflow-fuzz-sflow", "Fuzz/SFlow", ["FlowModel", "Decoders"])] {
         package.targets.append(.executableTarget(
             name: name, dependencies: uses.map { Target.Dependency(stringLiteral: $0) } + ["FuzzSupport", "CFuzzDriver"],

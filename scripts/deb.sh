@@ -20,8 +20,9 @@ for tool in dpkg-buildpackage dh lintian fakeroot swift; do
 done
 
 log "release build with the Swift runtime linked statically (scratch $scratch)"
-# -z now (with the default -z relro) makes the whole GOT read-only after start-up (Debian's hardening=+bindnow).
-build=(swift build -c release --static-swift-stdlib --scratch-path "$scratch" -Xlinker -z -Xlinker now)
+# The flags every release build uses (static Swift runtime, -z now, lld with packed relocations).
+read -ra flags <<<"$(grep -v '^#' scripts/release-flags | tr '\n' ' ')"
+build=(swift build --scratch-path "$scratch" "${flags[@]}")
 "${build[@]}" --product kflow-master >&2
 "${build[@]}" --product kflow-worker >&2
 bin=$("${build[@]}" --show-bin-path)
@@ -33,6 +34,15 @@ for exe in kflow-master kflow-worker; do
     fail "$exe links one of the libraries above dynamically; it must carry them statically"
   fi
 done
+
+# Issue 13 (docs/PACKAGING.md, "Size"): no ICU or full Foundation in either binary (63 MB each when they
+# crept in through a dependency's default trait), and not even FoundationEssentials in the worker.
+for exe in kflow-master kflow-worker; do
+  nm "$bin/$exe" | grep -E 'icu_[0-9]+|\$s10Foundation|FoundationInternationalization' >/dev/null \
+    && fail "$exe links Foundation or ICU (see docs/PACKAGING.md, Size)"
+done
+nm "$bin/kflow-worker" | grep 'FoundationEssentials' >/dev/null \
+  && fail "kflow-worker links FoundationEssentials (a module it uses imports it or swift-configuration)"
 
 version=$(dpkg-parsechangelog -l packaging/debian/changelog -S Version)
 stage=$outdir/kflow-$version

@@ -234,7 +234,7 @@ func report(_ name: String, options: Options, flowsPerRound: Int, _ round: () ->
     _ = measure(seconds: min(0.2, options.secondsPerRun), flowsPerRound: flowsPerRound, round)  // warm-up
     let rates = (0..<options.runs).map { _ in measure(seconds: options.secondsPerRun, flowsPerRound: flowsPerRound, round) }.sorted()
     let median = rates[rates.count / 2], best = rates[rates.count - 1]
-    let label = name.padding(toLength: 34, withPad: " ", startingAt: 0)
+    let label = name + String(repeating: " ", count: max(0, 34 - name.count))  // Foundation's padding(toLength:) without Foundation
     print("\(label) median \(format(median / 1e6)) M flows/s (\(format(1e9 / median)) ns/flow), best \(format(best / 1e6)) M flows/s")
 }
 

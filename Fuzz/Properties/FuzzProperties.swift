@@ -1,6 +1,7 @@
 import CFuzzDriver
 import FuzzSupport
 import Config
+import ConfigLayers
 
 #if canImport(Glibc)
 import Glibc

@@ -3,6 +3,7 @@ import Logging
 import SystemKit
 import KafkaOutput
 import Config
+import ConfigLayers
 
 #if canImport(FoundationEssentials)
 import FoundationEssentials

@@ -1,6 +1,7 @@
 import Logging
 import SystemKit
 import Config
+import ConfigLayers
 import ProcessKit
 import MetricsServer
 import Synchronization

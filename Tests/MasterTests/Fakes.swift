@@ -5,6 +5,7 @@ import SystemKit
 import WireFormat
 import KafkaOutput
 import Config
+import ConfigLayers
 import ProcessKit
 import MetricsServer
 @testable import kflow_master

@@ -1,5 +1,6 @@
 import Testing
 @testable import Config
+import ConfigLayers
 
 @Suite struct ConfigOutputTests {
     @Test(arguments: [

@@ -1,5 +1,6 @@
 import Foundation
 @testable import Config
+import ConfigLayers
 
 /// A `.properties` file in a fresh temporary directory, removed on deinit.
 final class TemporaryPropertiesFile {

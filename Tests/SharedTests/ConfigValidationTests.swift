@@ -2,6 +2,7 @@ import Testing
 @testable import FlowModel
 @testable import KafkaOutput
 @testable import Config
+import ConfigLayers
 @testable import Output
 
 @Suite struct ConfigValidationTests {

@@ -87,14 +87,4 @@ public struct ConfigurationSources: Sendable, Equatable {
         }
         self.init(file: file, environment: environment, commandLine: commandLine)
     }
-
-    public func load() throws(ConfigurationError) -> KflowConfiguration {
-        try loadWithNotices().configuration
-    }
-
-    /// The configuration and what is worth logging about it without being an error (a `kafka.producers`
-    /// above 1, `KFLOW_*` environment variables that name no setting).
-    public func loadWithNotices() throws(ConfigurationError) -> (configuration: KflowConfiguration, notices: [String]) {
-        try ConfigurationLoader.load(self)
-    }
 }

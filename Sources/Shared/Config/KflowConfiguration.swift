@@ -2,7 +2,7 @@ import Logging
 import Output
 
 /// The effective, validated configuration of a kflow master or worker.
-/// Build one with `ConfigurationSources.load()` (master) or `KflowConfiguration.parse(workerText:)` (worker).
+/// Build one with `ConfigurationSources.load()` (master, module ConfigLayers) or `KflowConfiguration.parse(workerText:)` (worker).
 /// Each setting's stored property is named by its row in `ConfigurationKey.setting`; the initial values
 /// are placeholders the resolver overwrites (the built-in defaults are in `ReferenceConfiguration`).
 public struct KflowConfiguration: Sendable {
@@ -95,7 +95,7 @@ public struct KflowConfiguration: Sendable {
     /// The built-in defaults alone.
     public static var defaults: KflowConfiguration {
         do {
-            return try ConfigurationSources(file: .none, environment: [:], commandLine: []).load()
+            return try ConfigurationLoader.loadDefaults()
         } catch {
             // Only an edit to ReferenceConfiguration.text can get here, and a unit test loads it.
             preconditionFailure("the built-in reference configuration is invalid: \(error)")
@@ -132,7 +132,7 @@ extension KflowConfiguration: Equatable {
 /// exactly these keys (a unit test checks). Adding a setting: a case and its `setting` row here, its
 /// stored property, its default and comment in `ReferenceConfiguration.text`, and its rows in README.md
 /// and docs/CONFIGURATION.md (both checked).
-enum ConfigurationKey: String, CaseIterable {
+package enum ConfigurationKey: String, CaseIterable {
     case serverHost = "server.host"
     case serverPort = "server.port"
     case serverThreads = "server.threads"
@@ -167,10 +167,10 @@ enum ConfigurationKey: String, CaseIterable {
     case nodeID = "node.id"
     case outputBiflow = "output.biflow"
 
-    static let kafkaPropsPrefix = "kafka.props."
+    package static let kafkaPropsPrefix = "kafka.props."
 
     /// The known keys with a single value (all but the `kafka.props.` family).
-    static let scalarKeys: [ConfigurationKey] = allCases.filter { $0 != .kafkaProps }
+    package static let scalarKeys: [ConfigurationKey] = allCases.filter { $0 != .kafkaProps }
 
     init?(key: String) {
         guard !key.hasPrefix(Self.kafkaPropsPrefix) else { return nil }
@@ -311,7 +311,7 @@ extension KflowConfiguration {
 }
 
 /// Which keys hold secrets: their values never appear in `--print-config` or error messages.
-enum SecretKeys {
+package enum SecretKeys {
     static let mask = "********"
 
     /// librdkafka keys that hold credentials without saying "password" or "secret".
@@ -319,9 +319,9 @@ enum SecretKeys {
         "sasl.oauthbearer.config", "ssl.key.pem", "sasl.jaas.config",
     ]
 
-    static func isSecret(_ key: String) -> Bool {
+    package static func isSecret(_ key: String) -> Bool {
         let lowered = key.lowercased()
-        if lowered.contains("password") || lowered.contains("secret") { return true }
+        if lowered.containsBytes(of: "password") || lowered.containsBytes(of: "secret") { return true }
         let librdkafkaKey = lowered.hasPrefix(ConfigurationKey.kafkaPropsPrefix)
             ? String(lowered.dropFirst(ConfigurationKey.kafkaPropsPrefix.count)) : lowered
         return credentialKeys.contains(librdkafkaKey)

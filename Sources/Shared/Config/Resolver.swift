@@ -8,24 +8,24 @@ import Glibc
 
 /// Turns the layered string values into typed settings, collecting every problem rather than
 /// stopping at the first, so `--check-config` can list them all.
-struct Resolver {
-    typealias Issue = ConfigurationError.Issue
+package struct Resolver {
+    package typealias Issue = ConfigurationError.Issue
 
-    let lookup: LayeredLookup
+    let lookup: any SettingLookup
     let outputFieldNames: Set<String>?
-    var issues: [Issue]
+    package var issues: [Issue]
     /// Java-client-only `kafka.props.*` entries that were left out (KFlow configurations may carry them).
-    var ignoredKafkaProperties: [(key: String, source: ConfigurationSource)] = []
+    package var ignoredKafkaProperties: [(key: String, source: ConfigurationSource)] = []
     private var sources: [String: ConfigurationSource] = [:]
 
-    init(lookup: LayeredLookup, outputFieldNames: Set<String>?, issues: [Issue]) {
+    package init(lookup: any SettingLookup, outputFieldNames: Set<String>?, issues: [Issue]) {
         self.lookup = lookup
         self.outputFieldNames = outputFieldNames
         self.issues = issues
     }
 
     /// The configuration, or nil when a value is missing or invalid (then `issues` says why).
-    mutating func resolve(checkingWithLibrdkafka: Bool, teardown: KafkaConfiguration.VerificationTeardown) -> KflowConfiguration? {
+    package mutating func resolve(checkingWithLibrdkafka: Bool, teardown: KafkaConfiguration.VerificationTeardown) -> KflowConfiguration? {
         var configuration = KflowConfiguration()
         for key in ConfigurationKey.allCases {
             switch key.setting {
@@ -166,7 +166,7 @@ struct Resolver {
         checkingWithLibrdkafka: Bool, teardown: KafkaConfiguration.VerificationTeardown
     ) -> [(key: String, value: String)] {
         let prefix = ConfigurationKey.kafkaPropsPrefix
-        var found: [(key: String, entry: LayeredLookup.Found)] = []
+        var found: [(key: String, entry: FoundSetting)] = []
         for key in lookup.kafkaPropertyKeys {
             guard let entry = lookup.find(key) else { continue }
             sources[key] = entry.source
@@ -210,7 +210,7 @@ struct Resolver {
 
     /// The issue for a configuration librdkafka refuses as a whole, attributed to the property its
     /// message names (librdkafka's messages start with the property, e.g. "ssl.ca.location failed: ...").
-    private static func combinationIssue(_ error: KafkaError, found: [(key: String, entry: LayeredLookup.Found)]) -> Issue {
+    private static func combinationIssue(_ error: KafkaError, found: [(key: String, entry: FoundSetting)]) -> Issue {
         let message: String
         switch error {
         case .producerCreationFailed(let text), .invalidProperty(_, let text), .topicCreationFailed(_, let text): message = text
@@ -218,7 +218,7 @@ struct Resolver {
         }
         let prefix = ConfigurationKey.kafkaPropsPrefix
         // The longest name that the message mentions, so "ssl.key.location" wins over "ssl.key".
-        let named = found.filter { message.contains(String($0.key.dropFirst(prefix.count))) }
+        let named = found.filter { message.containsBytes(of: String($0.key.dropFirst(prefix.count))) }
             .max { $0.key.count < $1.key.count }
         if let named {
             return Issue(
@@ -280,5 +280,5 @@ extension String {
 }
 
 extension KflowConfiguration {
-    func source(of key: ConfigurationKey) -> ConfigurationSource { sources[key.rawValue] ?? .builtInDefault }
+    package func source(of key: ConfigurationKey) -> ConfigurationSource { sources[key.rawValue] ?? .builtInDefault }
 }

@@ -1,4 +1,4 @@
-import CRdKafka
+import Config
 import Configuration
 import Synchronization
 
@@ -6,15 +6,25 @@ import Synchronization
 import Glibc
 #endif
 
+extension ConfigurationSources {
+    public func load() throws(ConfigurationError) -> KflowConfiguration {
+        try loadWithNotices().configuration
+    }
+
+    /// The configuration and what is worth logging about it without being an error (a `kafka.producers`
+    /// above 1, `KFLOW_*` environment variables that name no setting).
+    public func loadWithNotices() throws(ConfigurationError) -> (configuration: KflowConfiguration, notices: [String]) {
+        try ConfigurationLoader.load(self)
+    }
+}
+
 /// Builds a `KflowConfiguration` from layers stacked in a swift-configuration `ConfigReader`
 /// (command line > environment > file > built-in defaults), which decides every value.
 ///
 /// What swift-configuration cannot answer, done here minimally: which keys exist at all (a reader looks
 /// keys up but cannot list them, and `kafka.props.*` is open-ended), and which layer answered (read from
 /// the `AccessEvent` the reader reports for each lookup).
-enum ConfigurationLoader {
-    typealias Issue = ConfigurationError.Issue
-
+extension ConfigurationLoader {
     static func load(_ sources: ConfigurationSources) throws(ConfigurationError) -> (configuration: KflowConfiguration, notices: [String]) {
         var issues: [Issue] = []
         let defaults = referenceLayer()
@@ -37,29 +47,6 @@ enum ConfigurationLoader {
         return (configuration, environment.notices + ignored + notices(for: configuration))
     }
 
-    static func loadWorkerText(_ text: String) throws(ConfigurationError) -> KflowConfiguration {
-        let entries: [PropertiesFormat.Entry]
-        do {
-            entries = try PropertiesFormat.parse(text)
-        } catch {
-            throw ConfigurationError(issues: [Issue(
-                key: nil, value: nil, problem: error.message, source: .workerText(line: error.line))])
-        }
-        let worker = RawLayer(name: "worker text", entries: entries.map {
-            RawLayer.Entry(key: $0.key, value: $0.value, source: .workerText(line: $0.line))
-        })
-        // The text lists the effective kafka.props completely (a removed default is absent on purpose).
-        var defaults = referenceLayer()
-        defaults.entries.removeAll { $0.key.hasPrefix(ConfigurationKey.kafkaPropsPrefix) }
-        let lookup = LayeredLookup(layers: [worker.layer, defaults.layer])
-        var resolver = Resolver(lookup: lookup, outputFieldNames: nil, issues: unknownKeys(in: worker))
-        let configuration = resolver.resolve(checkingWithLibrdkafka: false, teardown: .wait)
-        guard let configuration, resolver.issues.isEmpty else {
-            throw ConfigurationError(issues: resolver.issues)
-        }
-        return configuration
-    }
-
     private static func notices(for configuration: KflowConfiguration) -> [String] {
         var notices: [String] = []
         if configuration.kafkaProducers > 1 {
@@ -78,14 +65,6 @@ enum ConfigurationLoader {
     }
 
     // MARK: - Layers
-
-    private static func referenceLayer() -> RawLayer {
-        // A syntax error here is caught by the unit test that loads the defaults; nothing to report at run time.
-        let entries = (try? PropertiesFormat.parse(ReferenceConfiguration.text)) ?? []
-        return RawLayer(name: "built-in defaults", entries: entries.map {
-            RawLayer.Entry(key: $0.key, value: $0.value, source: .builtInDefault)
-        })
-    }
 
     private static func fileLayer(_ location: ConfigFileLocation, issues: inout [Issue]) -> RawLayer {
         let path: String
@@ -152,46 +131,19 @@ enum ConfigurationLoader {
         ConfigurationSources.environmentPrefix + key.uppercased().replacing(".", with: "_")
     }
 
-    /// Keys of the file or the command line that kflow does not know (`kafka.props.*` are librdkafka's).
-    private static func unknownKeys(in layer: RawLayer) -> [Issue] {
-        layer.entries.compactMap { entry in
-            if entry.key.hasPrefix(ConfigurationKey.kafkaPropsPrefix) {
-                guard entry.key.count == ConfigurationKey.kafkaPropsPrefix.count else { return nil }
-                return Issue(key: entry.key, value: nil, problem: "names no librdkafka property", source: entry.source)
-            }
-            guard ConfigurationKey(key: entry.key) == nil else { return nil }
-            return Issue(key: entry.key, value: nil, problem: "is not a kflow setting", source: entry.source)
-        }
-    }
 }
 
 // MARK: - Layer plumbing
 
-/// A layer kflow parsed itself (defaults, file, command line, worker text): entries in order, a later
-/// entry for the same key replacing an earlier one.
-struct RawLayer {
-    struct Entry {
-        var key: String
-        var value: String
-        var source: ConfigurationSource
-    }
-
-    var name: String
-    var entries: [Entry]
-
+extension RawLayer {
     var layer: Layer {
+        let (keys, last) = orderedKeys
         var values: [AbsoluteConfigKey: ConfigValue] = [:]
-        var sourceByKey: [String: ConfigurationSource] = [:]
-        var keys: [String] = []
-        for entry in entries {
-            if sourceByKey[entry.key] != nil { keys.removeAll { $0 == entry.key } }
-            keys.append(entry.key)
-            sourceByKey[entry.key] = entry.source
-            values[AbsoluteConfigKey(ConfigKey(entry.key))] = ConfigValue(
-                .string(entry.value), isSecret: SecretKeys.isSecret(entry.key))
+        for (key, entry) in last {
+            values[AbsoluteConfigKey(ConfigKey(key))] = ConfigValue(.string(entry.value), isSecret: SecretKeys.isSecret(key))
         }
         return Layer(provider: InMemoryProvider(name: name, values: values), keys: keys) { key, _ in
-            sourceByKey[key] ?? .builtInDefault
+            last[key]?.source ?? .builtInDefault
         }
     }
 }
@@ -213,16 +165,7 @@ private final class LookupRecorder: AccessReporter, Sendable {
     func take() -> AccessEvent? { last.withLock { event in defer { event = nil }; return event } }
 }
 
-struct LayeredLookup {
-    struct Found {
-        var value: String
-        var source: ConfigurationSource
-        /// 0 = the highest-precedence layer.
-        var layerIndex: Int
-        /// Position of the key within the layer that answered.
-        var position: Int
-    }
-
+struct LayeredLookup: SettingLookup {
     /// Highest precedence first.
     let layers: [Layer]
     private let reader: ConfigReader
@@ -233,7 +176,7 @@ struct LayeredLookup {
         reader = ConfigReader(providers: layers.map(\.provider), accessReporter: recorder)
     }
 
-    func find(_ key: String) -> Found? {
+    func find(_ key: String) -> FoundSetting? {
         _ = recorder.take()
         guard let value = reader.string(forKey: ConfigKey(key), isSecret: SecretKeys.isSecret(key)) else { return nil }
         // Providers are asked in order until one has the key, so the answering one is the last asked.
@@ -241,10 +184,10 @@ struct LayeredLookup {
             (try? result.result.get().value) != nil
         }
         guard let (index, result) = answered, let lookup = try? result.result.get() else {
-            return Found(value: value, source: .builtInDefault, layerIndex: layers.count - 1, position: 0)
+            return FoundSetting(value: value, source: .builtInDefault, layerIndex: layers.count - 1, position: 0)
         }
         let layer = layers[index]
-        return Found(
+        return FoundSetting(
             value: value,
             source: layer.source(key, lookup.encodedKey),
             layerIndex: index,
@@ -252,7 +195,6 @@ struct LayeredLookup {
         )
     }
 
-    /// Every `kafka.props.*` key any layer sets (a bare `kafka.props.` is reported as unknown instead).
     var kafkaPropertyKeys: Set<String> {
         let prefix = ConfigurationKey.kafkaPropsPrefix
         return Set(layers.flatMap { $0.keys.filter { $0.hasPrefix(prefix) && $0.count > prefix.count } })
