@@ -65,6 +65,13 @@ public struct KflowConfiguration: Sendable {
     public var templatesMaxBytesPerSession = 0
     public var exportersMaxPerAddress = 0
 
+    /// `sampling.default`: the rate of flows whose exporter told none; 0 = none.
+    public var samplingDefault = 0
+    /// `sampling.override`: rates forced per exporter block.
+    public var samplingOverride = SamplingOverrideList.none
+    /// `output.renormalize`: multiply bytes and pkts by the sampling rate in use.
+    public var outputRenormalize = false
+
     /// Where each effective key's value came from; not part of equality (the same settings from a
     /// different layer are the same configuration).
     var sources: [String: ConfigurationSource] = [:]
@@ -124,6 +131,9 @@ enum ConfigurationKey: String, CaseIterable {
     case templatesMaxBytes = "templates.max.bytes"
     case templatesMaxBytesPerSession = "templates.max.bytes.per.session"
     case exportersMaxPerAddress = "exporters.max.per.address"
+    case samplingDefault = "sampling.default"
+    case samplingOverride = "sampling.override"
+    case outputRenormalize = "output.renormalize"
 
     static let kafkaPropsPrefix = "kafka.props."
 
@@ -146,6 +156,9 @@ enum ConfigurationKey: String, CaseIterable {
         /// A Kafka topic name.
         case topic(WritableKeyPath<KflowConfiguration, String>)
         case logLevel, allowList, outputFields, kafkaProperties
+        /// true or false.
+        case boolean(WritableKeyPath<KflowConfiguration, Bool>)
+        case samplingOverrides
     }
 
     var setting: Setting {
@@ -177,6 +190,9 @@ enum ConfigurationKey: String, CaseIterable {
         case .templatesMaxBytes: return .integer(\.templatesMaxBytes, 65536...(1 << 40))
         case .templatesMaxBytesPerSession: return .integer(\.templatesMaxBytesPerSession, 65536...(1 << 40))
         case .exportersMaxPerAddress: return .integer(\.exportersMaxPerAddress, 1...maxInt32)
+        case .samplingDefault: return .integer(\.samplingDefault, 0...Int(UInt32.max))
+        case .samplingOverride: return .samplingOverrides
+        case .outputRenormalize: return .boolean(\.outputRenormalize)
         }
     }
 
@@ -212,6 +228,8 @@ extension KflowConfiguration {
         case .allowList: serverAllow.description
         case .outputFields: outputFields.joined(separator: ",")
         case .kafkaProperties: ""
+        case .boolean(let path): self[keyPath: path] ? "true" : "false"
+        case .samplingOverrides: samplingOverride.description
         }
     }
 

@@ -78,5 +78,16 @@ templates.max.bytes=67108864
 templates.max.bytes.per.session=4194304
 # Exporter sessions (source ports) per exporter address: a host cycling ports evicts only its own.
 exporters.max.per.address=64
+
+# Packet sampling. kflow learns each exporter's rates from its options data (per observation domain
+# and per sampler/selector ID), NetFlow v5 headers and the records themselves; output.fields=sampling
+# writes the rate in use.
+# The rate (1-in-N) of flows whose exporter told none; 0 = none (such flows get no rate).
+sampling.default=0
+# Rates forced per exporter, over anything the exporter says: comma-separated CIDR=RATE entries,
+# the first block holding the exporter wins (e.g. 10.0.0.0/8=1000,2001:db8::/32=512).
+sampling.override=
+# true: bytes and pkts are multiplied by the rate in use (estimated totals); false: as exported.
+output.renormalize=false
 """#
 }

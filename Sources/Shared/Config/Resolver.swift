@@ -1,3 +1,4 @@
+import FlowModel
 import KafkaOutput
 import CRdKafka
 
@@ -43,6 +44,15 @@ struct Resolver {
             case .allowList: configuration.serverAllow = allowList(key)
             case .outputFields: configuration.outputFields = outputFields()
             case .kafkaProperties: configuration.kafkaProperties = kafkaProperties(checkingWithLibrdkafka: checkingWithLibrdkafka)
+            case .boolean(let path):
+                configuration[keyPath: path] = value(key, problem: "is not true or false") {
+                    switch $0.lowercased() {
+                    case "true": true
+                    case "false": false
+                    default: nil
+                    }
+                }
+            case .samplingOverrides: configuration.samplingOverride = samplingOverrides(key)
             }
         }
         guard issues.isEmpty else { return nil }
@@ -84,6 +94,19 @@ struct Resolver {
         } catch {
             issues.append(Issue(key: key.rawValue, value: found.value, problem: error.problem, source: found.source))
             return .everyone
+        }
+    }
+
+    /// `CIDR=RATE` entries; the issue names the entry that is wrong.
+    private mutating func samplingOverrides(_ key: ConfigurationKey) -> SamplingOverrideList {
+        guard let found = lookup.find(key.rawValue) else { return .none }
+        do throws(AddressPrefix.ParseError) {
+            let list = try SamplingOverrideList(parsing: found.value)
+            sources[key.rawValue] = found.source
+            return list
+        } catch {
+            issues.append(Issue(key: key.rawValue, value: found.value, problem: error.problem, source: found.source))
+            return .none
         }
     }
 
@@ -232,6 +255,7 @@ private protocol Placeholder { static var placeholder: Self { get } }
 extension String: Placeholder { static var placeholder: String { "" } }
 extension UInt16: Placeholder { static var placeholder: UInt16 { 0 } }
 extension Int: Placeholder { static var placeholder: Int { 0 } }
+extension Bool: Placeholder { static var placeholder: Bool { false } }
 extension KflowConfiguration.LogLevel: Placeholder { static var placeholder: Self { .info } }
 
 extension String {

@@ -1,12 +1,21 @@
 import WireFormat
 
 /// Which `FlowRecord` field (or per-record scratch value) a template field feeds.
-package enum FieldTarget: UInt8, Sendable {
+package enum FieldTarget: UInt8, CaseIterable, Sendable {
     case skip
     case srcV4, dstV4, srcV6, dstV6, nextHopV4, nextHopV6
     case srcPort, dstPort, proto, tcpFlags, bytes, packets
     case inputInterface, outputInterface, srcAS, dstAS, vlan, tos, direction, srcMask, dstMask
     case flowStart, flowEnd, systemInitTime, samplingInterval
+    // Sampling: the raw values `SamplingFields` turns into a rate, and the sampler (selector) ID.
+    case samplerRandomInterval, samplingPacketInterval, samplingPacketSpace, samplingSize, samplingPopulation
+    case samplerID
+
+    /// The targets that feed a record's sampling rate or sampler ID (never a flow field of their own).
+    package static let samplingTargets: Set<FieldTarget> = [
+        .samplingInterval, .samplerRandomInterval, .samplingPacketInterval, .samplingPacketSpace, .samplingSize,
+        .samplingPopulation, .samplerID,
+    ]
 }
 
 /// How a template encodes the flow start or end time; decides the conversion to epoch milliseconds.
@@ -78,6 +87,9 @@ package final class DecodePlan: Sendable {
     /// counters, interfaces, times, ...): its records are walked and counted but never emitted, so a
     /// template of padding or unknown IEs cannot turn each octet of a data set into an empty flow.
     package let hasFlowFields: Bool
+    /// True when a data template's records carry their own sampling values or sampler ID: only their
+    /// records look a rate up per record; the others take the domain's, resolved once per data set.
+    package let readsSampling: Bool
     /// What keeping this plan in the cache costs, in bytes: the definition, the ops and a fixed
     /// overhead (objects, array headers, the cache's dictionary slot). What the byte budgets count.
     package let memoryCost: Int
@@ -88,7 +100,8 @@ package final class DecodePlan: Sendable {
 
     private init(
         templateID: UInt16, isOptions: Bool, isFixedLength: Bool, recordLength: Int, ops: [FieldOp],
-        startEncoding: TimeEncoding, endEncoding: TimeEncoding, definition: [UInt8], hasFlowFields: Bool
+        startEncoding: TimeEncoding, endEncoding: TimeEncoding, definition: [UInt8], hasFlowFields: Bool,
+        readsSampling: Bool
     ) {
         self.templateID = templateID
         self.isOptions = isOptions
@@ -99,6 +112,7 @@ package final class DecodePlan: Sendable {
         self.endEncoding = endEncoding
         self.definition = definition
         self.hasFlowFields = hasFlowFields
+        self.readsSampling = readsSampling
         self.memoryCost = definition.count + ops.count * MemoryLayout<FieldOp>.stride + Self.fixedMemoryCost
     }
 
@@ -126,12 +140,15 @@ package final class DecodePlan: Sendable {
         guard minimumLength > 0 else { return .failure(.zeroLengthRecord(templateID: templateID)) }
 
         // Pick, per target, the field index with the best rank (lowest), first occurrence on ties.
-        var winner = [Int](repeating: -1, count: Int(FieldTarget.samplingInterval.rawValue) + 1)
+        var winner = [Int](repeating: -1, count: FieldTarget.allCases.count)
         var winnerRank = [Int](repeating: Int.max, count: winner.count)
         var startEncoding = TimeEncoding.none, endEncoding = TimeEncoding.none
         var encodingOfField = [TimeEncoding](repeating: .none, count: fields.count)
-        for (index, field) in fields.enumerated() where !field.isScope && field.enterpriseNumber == 0 {
+        for (index, field) in fields.enumerated() where field.enterpriseNumber == 0 {
+            // Scope fields are read only for the sampler ID (IPFIX scopes options by selectorId/samplerId);
+            // NetFlow v9 scope types (1-5) are another namespace and map to nothing here.
             guard let mapping = Self.mapping(of: field.id, isOptions: isOptions),
+                !field.isScope || mapping.target == .samplerID,
                 Self.isUsableLength(field.length, for: mapping.target, encoding: mapping.encoding)
             else { continue }
             let slot = Int(mapping.target.rawValue)
@@ -174,12 +191,16 @@ package final class DecodePlan: Sendable {
         }
         // Any field kflow emits counts: real exporters send records of interfaces and times alone
         // (Juniper's data-link and SRv6 templates, EoMPLS), and their flows must stay.
-        let hasFlowFields = !isOptions && targetOfField.contains { ![.skip, .systemInitTime, .samplingInterval].contains($0) }
+        let hasFlowFields = !isOptions && targetOfField.contains {
+            $0 != .skip && $0 != .systemInitTime && !FieldTarget.samplingTargets.contains($0)
+        }
+        let readsSampling = !isOptions && targetOfField.contains { FieldTarget.samplingTargets.contains($0) }
         return .success(
             DecodePlan(
                 templateID: templateID, isOptions: isOptions, isFixedLength: isFixedLength,
                 recordLength: minimumLength, ops: ops, startEncoding: startEncoding,
-                endEncoding: endEncoding, definition: definition, hasFlowFields: hasFlowFields))
+                endEncoding: endEncoding, definition: definition, hasFlowFields: hasFlowFields,
+                readsSampling: readsSampling))
     }
 
     private struct Mapping {
@@ -193,14 +214,10 @@ package final class DecodePlan: Sendable {
         typealias IE = InformationElement
         if isOptions {
             // Options records only feed the per-domain sampling and uptime state.
-            switch id {
-            case IE.samplingInterval: return Mapping(target: .samplingInterval, rank: 0)
-            case IE.samplingPacketInterval: return Mapping(target: .samplingInterval, rank: 1)
-            case IE.samplerRandomInterval: return Mapping(target: .samplingInterval, rank: 2)
-            case IE.systemInitTimeMilliseconds: return Mapping(target: .systemInitTime, rank: 0)
-            default: return nil
-            }
+            if id == IE.systemInitTimeMilliseconds { return Mapping(target: .systemInitTime, rank: 0) }
+            return samplingMapping(of: id)
         }
+        if let sampling = samplingMapping(of: id) { return sampling }
         switch id {
         case IE.sourceIPv4Address: return Mapping(target: .srcV4, rank: 0)
         case IE.destinationIPv4Address: return Mapping(target: .dstV4, rank: 0)
@@ -248,9 +265,22 @@ package final class DecodePlan: Sendable {
         case IE.flowEndDeltaMicroseconds: return Mapping(target: .flowEnd, rank: 4, encoding: .deltaMicroseconds)
         case IE.flowEndSysUpTime: return Mapping(target: .flowEnd, rank: 5, encoding: .sysUpTime)
         case IE.systemInitTimeMilliseconds: return Mapping(target: .systemInitTime, rank: 0)
+        default: return nil
+        }
+    }
+
+    /// The sampling IEs, in options and data records alike (see `SamplingFields` for their meaning).
+    private static func samplingMapping(of id: UInt16) -> Mapping? {
+        typealias IE = InformationElement
+        switch id {
         case IE.samplingInterval: return Mapping(target: .samplingInterval, rank: 0)
-        case IE.samplingPacketInterval: return Mapping(target: .samplingInterval, rank: 1)
-        case IE.samplerRandomInterval: return Mapping(target: .samplingInterval, rank: 2)
+        case IE.samplerRandomInterval: return Mapping(target: .samplerRandomInterval, rank: 0)
+        case IE.samplingPacketInterval: return Mapping(target: .samplingPacketInterval, rank: 0)
+        case IE.samplingPacketSpace: return Mapping(target: .samplingPacketSpace, rank: 0)
+        case IE.samplingSize: return Mapping(target: .samplingSize, rank: 0)
+        case IE.samplingPopulation: return Mapping(target: .samplingPopulation, rank: 0)
+        case IE.selectorId: return Mapping(target: .samplerID, rank: 0)
+        case IE.samplerId: return Mapping(target: .samplerID, rank: 1)
         default: return nil
         }
     }

@@ -22,6 +22,8 @@ public struct DecoderConfiguration: Sendable {
     /// Transport sessions of one exporter address (source ports): a host cycling source ports evicts
     /// its own least recently used session at this quota, never another host's.
     public var maxSessionsPerAddress: Int = 64
+    /// Default rate, per-exporter overrides and renormalisation of sampled flows.
+    public var sampling = SamplingConfiguration()
 
     public init(
         templateLifetimeSeconds: UInt32 = 1800,
@@ -31,7 +33,8 @@ public struct DecoderConfiguration: Sendable {
         maxFieldsPerTemplate: Int = 1024,
         maxTemplateBytesTotal: Int = 64 << 20,
         maxTemplateBytesPerSession: Int = 4 << 20,
-        maxSessionsPerAddress: Int = 64
+        maxSessionsPerAddress: Int = 64,
+        sampling: SamplingConfiguration = SamplingConfiguration()
     ) {
         self.templateLifetimeSeconds = templateLifetimeSeconds
         self.maxTemplatesPerSession = max(1, maxTemplatesPerSession)
@@ -41,5 +44,6 @@ public struct DecoderConfiguration: Sendable {
         self.maxTemplateBytesTotal = max(1, maxTemplateBytesTotal)
         self.maxTemplateBytesPerSession = max(1, maxTemplateBytesPerSession)
         self.maxSessionsPerAddress = max(1, maxSessionsPerAddress)
+        self.sampling = sampling
     }
 }

@@ -23,6 +23,8 @@ package final class DomainState {
     /// systemInitTimeMilliseconds from the domain's options records; 0 when unknown.
     package var systemInitTimeMs: UInt64 = 0
     package var optionsRefreshedSeconds: UInt32 = 0
+    /// The rates of the samplers the domain's options records named.
+    package var samplers = SamplerTable()
 }
 
 /// One transport session: an exporter's address and UDP source port (RFC 7011 §10.3.1).
@@ -36,6 +38,8 @@ package final class TransportSession {
     package var lastUsedTick: UInt64 = 0
     package var lastActiveSeconds: UInt32 = 0
     package var statistics = ExporterStatistics()
+    /// `sampling.override`'s rate for this exporter (0: none), resolved once when the session is created.
+    package var samplingOverride: UInt32 = 0
     /// Links of the cache's recency list this session is on (with or without templates); the cache
     /// alone changes them, and unlinks a session when it forgets it.
     fileprivate var newer: TransportSession?
@@ -260,6 +264,9 @@ package final class TemplateCache {
             state.samplingInterval = values.samplingInterval
             generation &+= 1
         }
+        for sampler in values.samplers where state.samplers.set(sampler: sampler.id, rate: sampler.rate) {
+            generation &+= 1
+        }
         if values.systemInitTimeMs != 0, values.systemInitTimeMs != state.systemInitTimeMs {
             state.systemInitTimeMs = values.systemInitTimeMs
             generation &+= 1
@@ -357,6 +364,7 @@ package final class TemplateCache {
 
     private func add(_ exporter: ExporterAddress) -> TransportSession {
         let session = TransportSession(exporter: exporter)
+        session.samplingOverride = configuration.sampling.overrideRate(for: exporter.address.unmapped)
         sessions[exporter] = session
         sessionsOfAddress[exporter.address, default: []].append(session)
         withoutTemplates.pushNewest(session)

@@ -79,6 +79,9 @@ public struct DecodeStatistics: Sendable {
     public func sessionsEvicted(_ reason: SessionEvictionReason) -> UInt64 { sessionsEvictedByReason[reason.rawValue] }
     /// Templates added or redefined from another worker's snapshot (not counted in `templatesAdded`).
     public var templatesImported: UInt64 = 0
+    /// Flow records for which neither the exporter (record, options data, v5 header) nor
+    /// `sampling.override` gave a sampling rate (`sampling.default`, if set, was used for them).
+    public var flowsWithUnknownSampling: UInt64 = 0
 
     private var errorCounts = [UInt64](repeating: 0, count: DecodeErrorKind.allCases.count)
 

@@ -87,7 +87,11 @@ public final class Worker {
             maxFieldsPerTemplate: configuration.templatesMaxFields,
             maxTemplateBytesTotal: configuration.templatesMaxBytes,
             maxTemplateBytesPerSession: configuration.templatesMaxBytesPerSession,
-            maxSessionsPerAddress: configuration.exportersMaxPerAddress))
+            maxSessionsPerAddress: configuration.exportersMaxPerAddress,
+            sampling: SamplingConfiguration(
+                defaultRate: UInt32(clamping: configuration.samplingDefault),
+                overrides: configuration.samplingOverride.entries.map { (prefix: $0.prefix, rate: $0.rate) },
+                renormalize: configuration.outputRenormalize)))
         let fields: OutputFields
         do { fields = try OutputFields(parsing: configuration.outputFields.joined(separator: ",")) } catch {
             throw .configuration("\(error)")

@@ -72,9 +72,15 @@ struct DecodeMessage {
         case .netFlowV9: true
         case .ipfix: false
         }
+        let override = session.samplingOverride
+        let policy = cache.configuration.sampling
+        let sampling = SamplingContext(
+            fallbackRate: override != 0 ? override : state.samplers.fallbackRate(domainRate: state.samplingInterval),
+            isOverridden: override != 0, samplers: state.samplers, defaultRate: policy.defaultRate,
+            renormalize: policy.renormalize)
         let context = MessageContext(
             exportTimeSeconds: exportSeconds, isNetFlowV9: isNetFlowV9, v9SysUptimeMs: v9SysUptimeMs,
-            domainSystemInitTimeMs: state.systemInitTimeMs, domainSamplingInterval: state.samplingInterval)
+            domainSystemInitTimeMs: state.systemInitTimeMs, sampling: sampling)
         var options = OptionsValues()
         let outcome = RecordDecoding.decodeDataSet(
             bytes, range: body, plan: plan, context: context, messageRecord: record, options: &options, batch: &batch)
@@ -85,6 +91,7 @@ struct DecodeMessage {
         } else if !plan.hasFlowFields {
             statistics.recordsWithoutFlowFields &+= UInt64(outcome.records)
         } else {
+            statistics.flowsWithUnknownSampling &+= UInt64(outcome.unknownSampling)
             statistics.flowRecords &+= UInt64(outcome.records)
             session.statistics.flowRecords &+= UInt64(outcome.records)
         }

@@ -15,7 +15,22 @@ struct MessageContext {
     var v9SysUptimeMs: UInt32
     /// From the domain's options records; 0 when unknown.
     var domainSystemInitTimeMs: UInt64
-    var domainSamplingInterval: UInt32
+    /// Sampling, resolved once per data set (see `SamplingContext`).
+    var sampling: SamplingContext
+}
+
+/// What a data set's records need to find their sampling rate.
+struct SamplingContext {
+    /// The rate of a record that names no known sampler and carries no rate: `sampling.override` for
+    /// the exporter, else the domain's (`SamplerTable.fallbackRate`); 0 when unknown.
+    var fallbackRate: UInt32
+    /// `sampling.override` applies: it beats whatever a record says.
+    var isOverridden: Bool
+    /// The domain's samplers, for records that carry a sampler ID.
+    var samplers: SamplerTable
+    /// `sampling.default`, for records whose rate is unknown (0: none).
+    var defaultRate: UInt32
+    var renormalize: Bool
 }
 
 /// Values of one record that are converted only once the whole record is read (their meaning can
@@ -26,7 +41,9 @@ struct RecordScratch {
     var hasStart = false
     var hasEnd = false
     var systemInitTimeMs: UInt64 = 0
-    var samplingInterval: UInt32 = 0
+    var sampling = SamplingFields()
+    var samplerID: UInt64 = 0
+    var hasSamplerID = false
 }
 
 /// The outcome of one data set.
@@ -34,6 +51,8 @@ struct DataSetOutcome {
     var records = 0
     /// A variable-length field ran past the end of the set; the rest of the set was dropped.
     var truncated = false
+    /// Flow records whose sampling rate nothing told (`DecodeStatistics.flowsWithUnknownSampling`).
+    var unknownSampling = 0
 }
 
 /// Seconds between the NTP epoch (1900) and the Unix epoch (1970).
@@ -66,7 +85,7 @@ enum RecordDecoding {
                         for op in ops {
                             apply(op.target, bytes, at: position + op.offset, length: op.length, &record, &scratch)
                         }
-                        finish(plan, context, isOptions, &record, &scratch, &options)
+                        finish(plan, context, isOptions, &record, &scratch, &options, &outcome.unknownSampling)
                         return handsOver
                     }
                     position += recordLength
@@ -95,7 +114,7 @@ enum RecordDecoding {
                         if case .skip = op.target {} else { apply(op.target, bytes, at: position, length: length, &record, &scratch) }
                         position += length
                     }
-                    finish(plan, context, isOptions, &record, &scratch, &options)
+                    finish(plan, context, isOptions, &record, &scratch, &options, &outcome.unknownSampling)
                     return handsOver
                 }
                 if outcome.truncated { return }
@@ -110,10 +129,17 @@ enum RecordDecoding {
     @inline(__always)
     private static func finish(
         _ plan: DecodePlan, _ context: MessageContext, _ isOptions: Bool, _ record: inout FlowRecord,
-        _ scratch: inout RecordScratch, _ options: inout OptionsValues
+        _ scratch: inout RecordScratch, _ options: inout OptionsValues, _ unknownSampling: inout Int
     ) {
         if isOptions {
-            if scratch.samplingInterval != 0 { options.samplingInterval = scratch.samplingInterval }
+            let rate = scratch.sampling.rate
+            if rate != 0 {
+                if scratch.hasSamplerID {
+                    options.samplers.append(SamplerRate(id: scratch.samplerID, rate: rate))
+                } else {
+                    options.samplingInterval = rate
+                }
+            }
             if scratch.systemInitTimeMs != 0 { options.systemInitTimeMs = scratch.systemInitTimeMs }
             return
         }
@@ -125,10 +151,34 @@ enum RecordDecoding {
             record.flowEndMs = ms
             record.present.insert(.flowEnd)
         }
-        let sampling = scratch.samplingInterval != 0 ? scratch.samplingInterval : context.domainSamplingInterval
-        if sampling != 0 {
-            record.samplingInterval = sampling
-            record.present.insert(.samplingInterval)
+        var rate = context.sampling.fallbackRate
+        if plan.readsSampling, !context.sampling.isOverridden {
+            // The record's own rate, else its sampler's, else the domain's.
+            let own = scratch.sampling.rate
+            if own != 0 {
+                rate = own
+            } else if scratch.hasSamplerID {
+                let samplerRate = context.sampling.samplers.rate(ofSampler: scratch.samplerID)
+                if samplerRate != 0 { rate = samplerRate }
+            }
+        }
+        if rate == 0 { unknownSampling += 1 }
+        applySampling(rate, defaultRate: context.sampling.defaultRate, renormalize: context.sampling.renormalize, to: &record)
+    }
+
+    /// Sets the record's sampling rate (`sampling.default` when `rate` is 0) and, with
+    /// `output.renormalize`, scales its counters by it (saturating). NetFlow v5 uses it too.
+    @inline(__always)
+    static func applySampling(_ rate: UInt32, defaultRate: UInt32, renormalize: Bool, to record: inout FlowRecord) {
+        let rate = rate != 0 ? rate : defaultRate
+        guard rate != 0 else { return }
+        record.samplingInterval = rate
+        record.present.insert(.samplingInterval)
+        if renormalize {
+            let bytes = record.bytes.multipliedReportingOverflow(by: UInt64(rate))
+            record.bytes = bytes.overflow ? .max : bytes.partialValue
+            let packets = record.packets.multipliedReportingOverflow(by: UInt64(rate))
+            record.packets = packets.overflow ? .max : packets.partialValue
         }
     }
 
@@ -263,8 +313,17 @@ enum RecordDecoding {
             scratch.hasEnd = true
         case .systemInitTime:
             scratch.systemInitTimeMs = value
-        case .samplingInterval:
-            scratch.samplingInterval = UInt32(truncatingIfNeeded: value)
+        case .samplingInterval: scratch.sampling.interval = value
+        case .samplerRandomInterval: scratch.sampling.randomInterval = value
+        case .samplingPacketInterval: scratch.sampling.packetInterval = value
+        case .samplingPacketSpace:
+            scratch.sampling.packetSpace = value
+            scratch.sampling.hasPacketSpace = true
+        case .samplingSize: scratch.sampling.size = value
+        case .samplingPopulation: scratch.sampling.population = value
+        case .samplerID:
+            scratch.samplerID = value
+            scratch.hasSamplerID = true
         case .skip, .srcV4, .dstV4, .srcV6, .dstV6, .nextHopV4, .nextHopV6:
             return
         }

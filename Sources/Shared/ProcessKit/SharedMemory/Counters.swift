@@ -26,6 +26,7 @@ public enum WorkerCounter: Int, CaseIterable, Sendable {
     case recordsWithoutFlowFields, datagramsWithoutSession
     case templateBytesActive
     case ipfixMessages, netflowV9Messages, netflowV5Messages
+    case flowsSamplingUnknown
 
     /// How the master exposes a counter, and what the worker stores in its slot.
     public struct Metric: Sendable {
@@ -93,6 +94,7 @@ public enum WorkerCounter: Int, CaseIterable, Sendable {
         case .ipfixMessages: Self.messages("ipfix") { $0.decode.ipfixMessages }
         case .netflowV9Messages: Self.messages("netflow_v9") { $0.decode.netflowV9Messages }
         case .netflowV5Messages: Self.messages("netflow_v5") { $0.decode.netflowV5Messages }
+        case .flowsSamplingUnknown: Metric("kflow_flows_sampling_unknown_total", "Flow records whose sampling rate neither the exporter (record, options data, v5 header) nor sampling.override gave; sampling.default, if set, was used for them.") { $0.decode.flowsWithUnknownSampling }
         }
     }
 

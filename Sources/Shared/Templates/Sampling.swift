@@ -1,0 +1,143 @@
+import FlowModel
+import WireFormat
+
+/// How a collector learns and applies packet sampling rates (`sampling.*`, `output.renormalize`).
+/// Built once from the configuration; every session resolves its override when it is created.
+public struct SamplingConfiguration: Sendable {
+    /// The rate of flows whose exporter told none (`sampling.default`); 0 = leave them without one.
+    public var defaultRate: UInt32
+    /// Rates forced per exporter address (`sampling.override`): the first prefix holding the
+    /// exporter wins, over anything the exporter says.
+    public var overrides: [(prefix: AddressPrefix, rate: UInt32)]
+    /// Multiply `bytes` and `pkts` by the rate in use (`output.renormalize`).
+    public var renormalize: Bool
+
+    public init(defaultRate: UInt32 = 0, overrides: [(prefix: AddressPrefix, rate: UInt32)] = [], renormalize: Bool = false) {
+        self.defaultRate = defaultRate
+        self.overrides = overrides
+        self.renormalize = renormalize
+    }
+
+    /// The override for `address`, 0 when none applies.
+    package func overrideRate(for address: IPAddress) -> UInt32 {
+        for entry in overrides where entry.prefix.contains(address) { return entry.rate }
+        return 0
+    }
+}
+
+/// The raw sampling values of one record (options or data), turned into a 1-in-N rate by `rate`.
+/// Which of them an exporter sends depends on its selector algorithm (RFC 5475/5477):
+/// - random n-out-of-N (samplingSize 309, samplingPopulation 310, Cisco IOS-XE): N / n;
+/// - systematic count-based (samplingPacketInterval 305, samplingPacketSpace 306; Nokia, softflowd):
+///   (interval + space) / interval, or the interval alone when no space is sent (older exporters use
+///   IE 305 as the 1-in-N value);
+/// - samplingInterval 34 / samplerRandomInterval 50 (NetFlow v9 and its IPFIX successors): N itself.
+package struct SamplingFields {
+    package var interval: UInt64 = 0
+    package var randomInterval: UInt64 = 0
+    package var packetInterval: UInt64 = 0
+    package var packetSpace: UInt64 = 0
+    package var hasPacketSpace = false
+    package var size: UInt64 = 0
+    package var population: UInt64 = 0
+
+    package init() {}
+
+    /// The rate these values give (rounded to the nearest whole N, at most UInt32.max); 0 when none.
+    package var rate: UInt32 {
+        if size != 0, population != 0 { return Self.ratio(population, size) }
+        if packetInterval != 0 {
+            return hasPacketSpace ? Self.ratio(packetInterval &+ packetSpace, packetInterval) : Self.clamped(packetInterval)
+        }
+        if interval != 0 { return Self.clamped(interval) }
+        return Self.clamped(randomInterval)
+    }
+
+    private static func ratio(_ whole: UInt64, _ part: UInt64) -> UInt32 {
+        // Values are at most 8 octets; a sum that wrapped is nonsense and gives a small, visible rate.
+        clamped(max(1, (whole / part) + (whole % part >= (part + 1) / 2 ? 1 : 0)))
+    }
+
+    private static func clamped(_ value: UInt64) -> UInt32 { UInt32(clamping: value) }
+}
+
+/// One sampler (selector) of an observation domain and its rate, from options data.
+package struct SamplerRate: Sendable, Equatable {
+    package var id: UInt64
+    package var rate: UInt32
+
+    package init(id: UInt64, rate: UInt32) {
+        self.id = id
+        self.rate = rate
+    }
+}
+
+/// The samplers of one observation domain: the rate of each sampler that options records named
+/// (samplerId 48, selectorId 302, v9 FLOW_SAMPLER_ID 48). The domain's own rate (options records that
+/// name no sampler) is `DomainState.samplingInterval`. At most `capacity` samplers: a new one beyond
+/// it replaces the oldest.
+package struct SamplerTable: Sendable, Equatable {
+    /// In the order learned (oldest first).
+    package private(set) var samplers: [SamplerRate] = []
+
+    /// Real routers define a handful of samplers; the cap bounds what one domain can make kflow keep.
+    package static let capacity = 64
+
+    package init() {}
+
+    package var isEmpty: Bool { samplers.isEmpty }
+
+    /// The rate a record without its own sampler ID (or with an unknown one) falls back to: the
+    /// domain's, else the only sampler's when exactly one is known; 0 when unknown.
+    package func fallbackRate(domainRate: UInt32) -> UInt32 {
+        if domainRate != 0 { return domainRate }
+        return samplers.count == 1 ? samplers[0].rate : 0
+    }
+
+    /// The rate of sampler `id`, 0 when unknown. A linear scan: a domain has a handful.
+    @inline(__always)
+    package func rate(ofSampler id: UInt64) -> UInt32 {
+        for sampler in samplers where sampler.id == id { return sampler.rate }
+        return 0
+    }
+
+    /// Records sampler `id` at `rate`; returns whether anything changed.
+    @discardableResult
+    package mutating func set(sampler id: UInt64, rate: UInt32) -> Bool {
+        guard rate != 0 else { return false }
+        if let index = samplers.firstIndex(where: { $0.id == id }) {
+            guard samplers[index].rate != rate else { return false }
+            samplers[index].rate = rate
+            return true
+        }
+        if samplers.count >= Self.capacity { samplers.removeFirst() }
+        samplers.append(SamplerRate(id: id, rate: rate))
+        return true
+    }
+
+    // MARK: - Serialized form (a template snapshot extension entry)
+    //
+    //   sampler count u16 | per sampler: sampler ID u64 | rate u32
+
+    package var serialized: [UInt8] {
+        var bytes: [UInt8] = []
+        bytes.reserveCapacity(2 + samplers.count * 12)
+        bytes.appendBE16(UInt16(samplers.count))
+        for sampler in samplers {
+            bytes.appendBE64(sampler.id)
+            bytes.appendBE32(sampler.rate)
+        }
+        return bytes
+    }
+
+    /// The table `serialized` wrote, or nil when `bytes` is not exactly that.
+    package init?(serialized bytes: UnsafeRawBufferPointer) {
+        guard bytes.count >= 2 else { return nil }
+        let count = Int(bytes.readBE16(at: 0))
+        guard count <= Self.capacity, bytes.count == 2 + count * 12 else { return nil }
+        for index in 0..<count {
+            let base = 2 + index * 12
+            set(sampler: bytes.readBE64(at: base), rate: bytes.readBE32(at: base + 8))
+        }
+    }
+}
