@@ -183,6 +183,29 @@ import Testing
         snapshot.withUnsafeBytes { decoder.importTemplateSnapshot($0, nowSeconds: nowSeconds) }
     }
 
+    @Test func aDomainExtensionOfAKindThisBuildDoesNotKnowIsSkippedAndTheTemplatesStillImport() {
+        let learner = FlowDecoder()
+        _ = learner.decode(IPFIX.message(sets: [Self.portsTemplate]), nowSeconds: Self.now)
+        var snapshot = Self.snapshot(of: learner)
+        // One session, one domain, one template: the domain's extension count is the body's last two octets.
+        #expect(Array(snapshot.suffix(2)) == [0, 0], "a domain of this build with no extension state writes none")
+        #expect(snapshot.count == learner.templateSnapshotSize)
+        snapshot.removeLast(2)
+        snapshot += [0, 1, 250, 0, 3, 1, 2, 3]  // one extension: kind 250, 3 octets
+        let importer = FlowDecoder()
+        #expect(Self.importing(Self.resealed(snapshot), into: importer) == 1)
+        #expect(importer.lastTemplateSnapshotError == nil)
+
+        // The same extension cut short is a truncated entry.
+        snapshot.removeLast(1)
+        let cut = FlowDecoder()
+        Self.importing(Self.resealed(snapshot), into: cut)
+        guard case .truncatedEntry = cut.lastTemplateSnapshotError else {
+            Issue.record("expected a truncated entry, got \(String(describing: cut.lastTemplateSnapshotError))")
+            return
+        }
+    }
+
     @Test func aTemplateExpiredByTheImportersClockIsNotImported() {
         let configuration = DecoderConfiguration(templateLifetimeSeconds: 100)
         let learner = FlowDecoder(configuration: configuration)

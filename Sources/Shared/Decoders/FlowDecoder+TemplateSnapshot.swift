@@ -50,6 +50,10 @@ extension FlowDecoder {
                 }
             }
             importOptionsState(of: domain)
+            if let error = importExtensions(of: domain) {
+                failure = error
+                break entries
+            }
         }
         statistics.templatesImported &+= UInt64(imported)
         lastTemplateSnapshotError = failure
@@ -116,6 +120,24 @@ extension FlowDecoder {
                     reason: "the \(protocolName) decoder refused template \(template.templateID) of domain \(domain.domain)"))
         }
         return learned.templatesAdded + learned.templatesReplaced > 0 ? .imported : .skipped
+    }
+
+    /// The domain's other state (`DomainExtension`), applied by each kind's row to the domain held here
+    /// (domains exist only with templates); a kind this build does not know is skipped.
+    private func importExtensions(of domain: SnapshotDomain) -> TemplateSnapshotError? {
+        guard !domain.extensions.isEmpty, let session = cache.sessions[domain.exporter],
+            let state = cache.domainState(domain.domain, in: session)
+        else { return nil }
+        for (kind, value) in domain.extensions {
+            guard let row = DomainExtension.row(kind) else { continue }
+            let accepted = value.withUnsafeBytes { row.apply($0, state) }
+            if !accepted {
+                return .invalidEntry(
+                    atOffset: domain.templates.last?.offset ?? 0,
+                    reason: "state of kind \(kind) of domain \(domain.domain) refused by its reader")
+            }
+        }
+        return nil
     }
 
     /// The domain's sampling interval and system init time, when the snapshot's are newer than ours

@@ -312,7 +312,9 @@ package final class TemplateCache {
         var session = withTemplates.newest
         while let current = session {
             size += TemplateSnapshot.sessionEntryLength
-            for state in current.domains.values where !state.templates.isEmpty { size += TemplateSnapshot.domainEntryLength }
+            for state in current.domains.values where !state.templates.isEmpty {
+                size += TemplateSnapshot.domainEntryLength - 2 + TemplateSnapshot.extensionsLength(of: state)
+            }
             session = current.older
         }
         return size

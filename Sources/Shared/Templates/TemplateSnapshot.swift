@@ -7,7 +7,7 @@ import WireFormat
 // template, from the network or from a snapshot).
 //
 // All integers big-endian. Header (20 octets):
-//   magic u32 "KFTS" | version u16 (1) | reserved u16 (0) | body length u32 | FNV-1a 64 of the body u64
+//   magic u32 "KFTS" | version u16 (2) | reserved u16 (0) | body length u32 | FNV-1a 64 of the body u64
 // Body:
 //   session count u32, then per session:
 //     address family u8 (4, 6) | address 16 octets (IPAddress.high, .low) | port u16 | domain count u32
@@ -15,6 +15,8 @@ import WireFormat
 //                 options refreshed (s) u32 | template count u32
 //     per template: protocol u8 (10 IPFIX, 9 NetFlow v9) | flags u8 (bit 0: options template) |
 //                   template ID u16 | last refreshed (s) u32 | definition length u16 | definition
+//     after the domain's templates: extension count u16, then per extension (DomainExtensions.swift):
+//                   kind u8 | length u16 | value
 // A definition is the template record after its ID, as received: IPFIX field count, scope field count
 // (options), field specifiers with enterprise numbers (RFC 7011 §3.4.1–2); v9 field count and
 // (type, length) pairs, or scope and option lengths in octets then the pairs (RFC 3954 §5.2, §6.1).
@@ -71,16 +73,18 @@ package struct SnapshotDomain {
     package var systemInitTimeMs: UInt64
     package var optionsRefreshedSeconds: UInt32
     package var templates: [SnapshotTemplate]
+    /// The domain's other state, by kind (see `DomainExtension`), values as written.
+    package var extensions: [(kind: UInt8, value: [UInt8])] = []
 }
 
 package enum TemplateSnapshot {
     package static let magic: UInt32 = 0x4B46_5453  // "KFTS"
-    package static let version: UInt16 = 1
+    package static let version: UInt16 = 2
     package static let headerLength = 20
     package static let optionsFlag: UInt8 = 1
     /// Octets of each entry before its contents (see the format above), for `TemplateCache.snapshotSize`.
     package static let sessionEntryLength = 1 + 16 + 2 + 4
-    package static let domainEntryLength = 4 + 4 + 8 + 4 + 4
+    package static let domainEntryLength = 4 + 4 + 8 + 4 + 4 + 2
     package static let templateEntryLength = 1 + 1 + 2 + 4 + 2
 
     // MARK: - Writing
@@ -120,6 +124,7 @@ package enum TemplateSnapshot {
                     buffer.appendBE16(UInt16(truncatingIfNeeded: cached.plan.definition.count))
                     buffer.append(contentsOf: cached.plan.definition)
                 }
+                writeExtensions(of: state, into: &buffer)
                 domainCount += 1
             }
             buffer.patchBE32(domainCount, at: domainCountOffset)
@@ -131,6 +136,37 @@ package enum TemplateSnapshot {
         buffer.patchBE32(UInt32(truncatingIfNeeded: bodyLength), at: 8)
         let checksum = buffer.withUnsafeBytes { Self.checksum(UnsafeRawBufferPointer(rebasing: $0[bodyStart...])) }
         buffer.patchBE64(checksum, at: 12)
+    }
+
+    private static func writeExtensions(of state: DomainState, into buffer: inout [UInt8]) {
+        let countOffset = buffer.count
+        buffer.appendBE16(0)
+        var count: UInt16 = 0
+        for row in DomainExtension.all {
+            let length = row.encodedLength(state)
+            guard length > 0, length <= Int(UInt16.max) else { continue }
+            buffer.append(row.kind)
+            buffer.appendBE16(UInt16(length))
+            let start = buffer.count
+            row.write(state, &buffer)
+            // A row that wrote other than it announced would shift every entry after it: drop its value.
+            guard buffer.count - start == length else {
+                buffer.removeSubrange((start - DomainExtension.entryHeaderLength)...)
+                continue
+            }
+            count += 1
+        }
+        buffer.patchBE16(count, at: countOffset)
+    }
+
+    /// The octets `writeExtensions` appends for `state`.
+    package static func extensionsLength(of state: DomainState) -> Int {
+        var size = 2
+        for row in DomainExtension.all {
+            let length = row.encodedLength(state)
+            if length > 0, length <= Int(UInt16.max) { size += DomainExtension.entryHeaderLength + length }
+        }
+        return size
     }
 
     // MARK: - Reading
@@ -182,6 +218,19 @@ package enum TemplateSnapshot {
                         domains.append(entry)
                         return (domains, error)
                     }
+                }
+                let extensionsOffset = reader.position
+                guard let extensionCount = reader.u16() else {
+                    domains.append(entry)
+                    return (domains, .truncatedEntry(atOffset: extensionsOffset))
+                }
+                for _ in 0..<extensionCount {
+                    let offset = reader.position
+                    guard let kind = reader.u8(), let length = reader.u16(), let value = reader.bytes(Int(length)) else {
+                        domains.append(entry)
+                        return (domains, .truncatedEntry(atOffset: offset))
+                    }
+                    entry.extensions.append((kind, Array(value)))
                 }
                 domains.append(entry)
             }
@@ -305,6 +354,11 @@ extension [UInt8] {
 
     mutating func appendBE64(_ value: UInt64) {
         for shift in stride(from: 56, through: 0, by: -8) { append(UInt8(truncatingIfNeeded: value >> UInt64(shift))) }
+    }
+
+    fileprivate mutating func patchBE16(_ value: UInt16, at offset: Int) {
+        self[offset] = UInt8(truncatingIfNeeded: value >> 8)
+        self[offset + 1] = UInt8(truncatingIfNeeded: value)
     }
 
     fileprivate mutating func patchBE32(_ value: UInt32, at offset: Int) {

@@ -1,0 +1,44 @@
+import WireFormat
+
+/// Per-domain state other than templates that a template snapshot carries across processes (reload,
+/// crash, restart): each kind is written after the domain's templates as `kind u8 | length u16 | value`
+/// and applied to the importer's domain state. This table is the one list of kinds: adding state to
+/// snapshots is a row here (a new kind number, never reused), a value type that encodes itself, and a
+/// test that it round-trips.
+///
+/// A kind the reader does not know is skipped by its length (a snapshot from a newer build keeps its
+/// templates); a value its kind refuses rejects the rest of the snapshot like any bad entry.
+package struct DomainExtension: Sendable {
+    /// The kind's number in the snapshot.
+    package let kind: UInt8
+    /// The octets `write` appends for `state` (0: nothing to carry, the entry is left out). Called to size
+    /// a snapshot before writing it: it must not allocate.
+    package let encodedLength: @Sendable (DomainState) -> Int
+    /// Appends exactly `encodedLength(state)` octets for `state`.
+    package let write: @Sendable (DomainState, inout [UInt8]) -> Void
+    /// Applies a value read from a snapshot to the importer's state of the same domain; false when the
+    /// value cannot be right (the snapshot is then rejected from this entry on).
+    package let apply: @Sendable (UnsafeRawBufferPointer, DomainState) -> Bool
+
+    package init(
+        kind: UInt8, encodedLength: @escaping @Sendable (DomainState) -> Int,
+        write: @escaping @Sendable (DomainState, inout [UInt8]) -> Void,
+        apply: @escaping @Sendable (UnsafeRawBufferPointer, DomainState) -> Bool
+    ) {
+        self.kind = kind
+        self.encodedLength = encodedLength
+        self.write = write
+        self.apply = apply
+    }
+}
+
+extension DomainExtension {
+    /// Every kind, in the order written. Append rows; never renumber a kind.
+    package static let all: [DomainExtension] = []
+
+    /// The row of `kind`, nil for a kind this build does not know.
+    package static func row(_ kind: UInt8) -> DomainExtension? { all.first { $0.kind == kind } }
+
+    /// Octets of an entry before its value.
+    package static let entryHeaderLength = 1 + 2
+}
