@@ -35,6 +35,23 @@ public final class FlowDecoder {
         for (exporter, session) in cache.sessions { body(exporter, session.statistics) }
     }
 
+    /// The sampling rates in use, for the per-sampler gauge: per exporter session and observation
+    /// domain, the domain's own rate (`sampler` nil) and each sampler's; `sampling.override` replaces
+    /// each where it applies. Domains without any rate are left out.
+    public func forEachSamplingRate(_ body: (ExporterAddress, _ domain: UInt32, _ sampler: UInt64?, _ rate: UInt32) -> Void) {
+        for (exporter, session) in cache.sessions {
+            let override = session.samplingOverride
+            for (domain, state) in session.domains {
+                if override != 0 || state.samplingInterval != 0 {
+                    body(exporter, domain, nil, override != 0 ? override : state.samplingInterval)
+                }
+                for sampler in state.samplers.samplers {
+                    body(exporter, domain, sampler.id, override != 0 ? override : sampler.rate)
+                }
+            }
+        }
+    }
+
     /// Decodes one UDP payload; version 10 = IPFIX, 9 = NetFlow v9, 5 = NetFlow v5; anything else
     /// is counted as an error. Calls `sink.emit` once per flow data record. Never traps, never
     /// throws: everything bad is counted in `statistics`.

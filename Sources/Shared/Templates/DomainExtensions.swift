@@ -34,7 +34,12 @@ package struct DomainExtension: Sendable {
 
 extension DomainExtension {
     /// Every kind, in the order written. Append rows; never renumber a kind.
-    package static let all: [DomainExtension] = []
+    package static let all: [DomainExtension] = [samplers]
+
+    /// Kind 3: the domain's samplers and their rates (`SamplerTable`).
+    package static let samplers = DomainExtension(
+        kind: 3, encodedLength: { $0.samplers.encodedLength }, write: { $0.samplers.write(into: &$1) },
+        apply: { $1.samplers.merge(encoded: $0) })
 
     /// The row of `kind`, nil for a kind this build does not know.
     package static func row(_ kind: UInt8) -> DomainExtension? { all.first { $0.kind == kind } }

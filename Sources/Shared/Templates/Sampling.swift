@@ -115,29 +115,32 @@ package struct SamplerTable: Sendable, Equatable {
         return true
     }
 
-    // MARK: - Serialized form (a template snapshot extension entry)
+    // MARK: - Serialized form (the snapshot extension `DomainExtension.samplers`)
     //
-    //   sampler count u16 | per sampler: sampler ID u64 | rate u32
+    //   per sampler: sampler ID u64 | rate u32   (the entry's length gives the count)
 
-    package var serialized: [UInt8] {
-        var bytes: [UInt8] = []
-        bytes.reserveCapacity(2 + samplers.count * 12)
-        bytes.appendBE16(UInt16(samplers.count))
+    package static let encodedEntryLength = 12
+
+    package var encodedLength: Int { samplers.count * Self.encodedEntryLength }
+
+    package func write(into bytes: inout [UInt8]) {
         for sampler in samplers {
             bytes.appendBE64(sampler.id)
             bytes.appendBE32(sampler.rate)
         }
-        return bytes
     }
 
-    /// The table `serialized` wrote, or nil when `bytes` is not exactly that.
-    package init?(serialized bytes: UnsafeRawBufferPointer) {
-        guard bytes.count >= 2 else { return nil }
-        let count = Int(bytes.readBE16(at: 0))
-        guard count <= Self.capacity, bytes.count == 2 + count * 12 else { return nil }
-        for index in 0..<count {
-            let base = 2 + index * 12
-            set(sampler: bytes.readBE64(at: base), rate: bytes.readBE32(at: base + 8))
+    /// Adds the samplers of a snapshot value that this table does not know yet (what a live exporter
+    /// said since wins); false when `bytes` is not a whole number of entries within `capacity`.
+    package mutating func merge(encoded bytes: UnsafeRawBufferPointer) -> Bool {
+        guard bytes.count % Self.encodedEntryLength == 0, bytes.count / Self.encodedEntryLength <= Self.capacity
+        else { return false }
+        for base in stride(from: 0, to: bytes.count, by: Self.encodedEntryLength) {
+            let id = bytes.readBE64(at: base)
+            let rate = bytes.readBE32(at: base + 8)
+            guard rate != 0 else { return false }
+            if self.rate(ofSampler: id) == 0 { set(sampler: id, rate: rate) }
         }
+        return true
     }
 }

@@ -273,6 +273,11 @@ public final class Worker {
         // The busiest exporters first, so the table's capacity keeps the ones that matter.
         if entries.count > WorkerSegment.exporterCapacity { entries.sort { $0.datagrams > $1.datagrams } }
         segment.publishExporters(entries)
+        var samplers: [WorkerSegment.SamplerEntry] = []
+        decoder.forEachSamplingRate { exporter, domain, sampler, rate in
+            samplers.append(.init(address: exporter.address, port: exporter.port, domain: domain, sampler: sampler, rate: rate))
+        }
+        segment.publishSamplers(samplers)
     }
 
     /// Imports every predecessor snapshot that changed since the last import; returns templates added.

@@ -31,6 +31,24 @@ public final class WorkerSegment: @unchecked Sendable {
         }
     }
 
+    /// The sampling rate in use for one sampler of one observation domain of one exporter session
+    /// (`sampler` nil: the domain's own rate, from options data naming no sampler).
+    public struct SamplerEntry: Sendable, Equatable {
+        public var address: IPAddress
+        public var port: UInt16
+        public var domain: UInt32
+        public var sampler: UInt64?
+        public var rate: UInt32
+
+        public init(address: IPAddress, port: UInt16, domain: UInt32, sampler: UInt64?, rate: UInt32) {
+            self.address = address
+            self.port = port
+            self.domain = domain
+            self.sampler = sampler
+            self.rate = rate
+        }
+    }
+
     static let magic: UInt64 = 0x4B46_4C4F_5753_4547  // "KFLOWSEG"
     static let layoutVersion: UInt64 = 1
     public static let counterCapacity = 64
@@ -47,11 +65,19 @@ public final class WorkerSegment: @unchecked Sendable {
     static let exporterSequenceOffset = errorsOffset + errorKindCapacity
     static let exporterCountOffset = exporterSequenceOffset + 1
     static let exportersOffset = exporterCountOffset + 1
-    public static let byteSize = (exportersOffset + exporterCapacity * exporterWords) * 8
+    // The sampler table (after the exporter table): sequence, count, entries of 5 words (address,
+    // family/port/kind, domain and rate, sampler ID), as bounded as the exporter table.
+    public static let samplerCapacity = 512
+    static let samplerWords = 5
+    static let samplerSequenceOffset = exportersOffset + exporterCapacity * exporterWords
+    static let samplerCountOffset = samplerSequenceOffset + 1
+    static let samplersOffset = samplerCountOffset + 1
+    public static let byteSize = (samplersOffset + samplerCapacity * samplerWords) * 8
 
     private let region: SharedMemoryRegion
     private let words: UnsafeMutablePointer<UInt64>
     private let exporterLock: SeqLock
+    private let samplerLock: SeqLock
     /// The memfd, for handing to the worker.
     public var fd: Int32 { region.fd }
 
@@ -73,6 +99,7 @@ public final class WorkerSegment: @unchecked Sendable {
     private init(region: consuming SharedMemoryRegion) {
         words = region.word(0)
         exporterLock = SeqLock(sequence: region.word(Self.exporterSequenceOffset))
+        samplerLock = SeqLock(sequence: region.word(Self.samplerSequenceOffset))
         self.region = region
     }
 
@@ -144,6 +171,42 @@ public final class WorkerSegment: @unchecked Sendable {
                     unknownTemplateSets: load(word: base + 5)))
             }
             return result
+        }
+    }
+
+    // MARK: samplers (behind their own seqlock, rewritten as a whole like the exporter table)
+    public func publishSamplers(_ entries: some Sequence<SamplerEntry>) {
+        samplerLock.write {
+            var count = 0
+            for e in entries where count < Self.samplerCapacity {
+                let base = Self.samplersOffset + count * Self.samplerWords
+                store(word: base, e.address.high)
+                store(word: base + 1, e.address.low)
+                let kind: UInt64 = e.sampler == nil ? 0 : 1
+                store(word: base + 2, kind << 24 | UInt64(e.address.family.rawValue) << 16 | UInt64(e.port))
+                store(word: base + 3, UInt64(e.domain) << 32 | UInt64(e.rate))
+                store(word: base + 4, e.sampler ?? 0)
+                count += 1
+            }
+            store(word: Self.samplerCountOffset, UInt64(count))
+        }
+    }
+
+    /// A consistent copy of the sampler table, or nil if the worker kept rewriting it.
+    public func readSamplers() -> [SamplerEntry]? {
+        samplerLock.read(attempts: Self.exporterReadAttempts) {
+            let count = min(Int(load(word: Self.samplerCountOffset)), Self.samplerCapacity)
+            return (0..<count).map { i in
+                let base = Self.samplersOffset + i * Self.samplerWords
+                let tag = load(word: base + 2)
+                let family = IPAddress.Family(rawValue: UInt8(truncatingIfNeeded: tag >> 16)) ?? .none
+                let domainAndRate = load(word: base + 3)
+                return SamplerEntry(
+                    address: IPAddress(high: load(word: base), low: load(word: base + 1), family: family),
+                    port: UInt16(truncatingIfNeeded: tag), domain: UInt32(truncatingIfNeeded: domainAndRate >> 32),
+                    sampler: tag >> 24 & 1 == 1 ? load(word: base + 4) : nil,
+                    rate: UInt32(truncatingIfNeeded: domainAndRate))
+            }
         }
     }
 }
