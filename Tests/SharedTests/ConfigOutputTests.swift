@@ -37,6 +37,7 @@ import Testing
             "metrics.host", "metrics.port", "worker.heartbeat.timeout.ms", "worker.stop.timeout.ms", "log.level",
             "server.allow",
             "templates.max.fields", "templates.max.bytes", "templates.max.bytes.per.session", "exporters.max.per.address",
+            "sampling.default", "sampling.override", "output.renormalize",
         ])
         #expect(configuration.effectiveEntry("kafka.topic")?.source == .file(path: file.path, line: 1))
         #expect(configuration.effectiveEntry("kafka.props.acks")?.source == .file(path: file.path, line: 3))
@@ -76,7 +77,7 @@ import Testing
     @Test func workerTextIsOneKeyValueLinePerSetting() throws {
         let text = KflowConfiguration.defaults.workerText()
         #expect(text.hasPrefix("server.host=::\nserver.port=4739\n"))
-        #expect(text.hasSuffix("exporters.max.per.address=64\n"))
+        #expect(text.hasSuffix("output.renormalize=false\n"))
         #expect(text.split(separator: "\n").count == KflowConfiguration.defaults.effectiveEntries().count)
     }
 
