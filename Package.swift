@@ -56,7 +56,7 @@ let package = Package(
         .executableTarget(name: "kflow-worker", dependencies: ["SystemKit", "ProcessKit", "WorkerRuntime", "CKflowShims", logging],
                           swiftSettings: hotPath),
         // Decode + JSON encode without Kafka, flows/s on one core (issue: speed).
-        .executableTarget(name: "kflow-microbench", dependencies: ["FlowModel", "Decoders", "Output", "KafkaOutput", "Config"],
+        .executableTarget(name: "kflow-microbench", dependencies: ["FlowModel", "Decoders", "Templates", "Output", "KafkaOutput", "Config"],
                           path: "Benchmarks/Microbench", swiftSettings: hotPath),
         .testTarget(name: "SharedTests", dependencies: [
             "FlowModel", "SystemKit", "WireFormat", "Templates", "Decoders", "Output", "KafkaOutput", "Config",

@@ -159,6 +159,10 @@ enum ConfigurationLoader {
                 guard entry.key.count == ConfigurationKey.kafkaPropsPrefix.count else { return nil }
                 return Issue(key: entry.key, value: nil, problem: "names no librdkafka property", source: entry.source)
             }
+            if entry.key.hasPrefix(ConfigurationKey.outputFieldPrefix) {
+                guard entry.key.count == ConfigurationKey.outputFieldPrefix.count else { return nil }
+                return Issue(key: entry.key, value: nil, problem: "names no field (output.field.NAME)", source: entry.source)
+            }
             guard ConfigurationKey(key: entry.key) == nil else { return nil }
             return Issue(key: entry.key, value: nil, problem: "is not a kflow setting", source: entry.source)
         }
@@ -253,9 +257,11 @@ struct LayeredLookup {
     }
 
     /// Every `kafka.props.*` key any layer sets (a bare `kafka.props.` is reported as unknown instead).
-    var kafkaPropertyKeys: Set<String> {
-        let prefix = ConfigurationKey.kafkaPropsPrefix
-        return Set(layers.flatMap { $0.keys.filter { $0.hasPrefix(prefix) && $0.count > prefix.count } })
+    var kafkaPropertyKeys: Set<String> { keys(under: ConfigurationKey.kafkaPropsPrefix) }
+
+    /// Every key under `prefix` (a family) any layer sets, the bare prefix excepted.
+    func keys(under prefix: String) -> Set<String> {
+        Set(layers.flatMap { $0.keys.filter { $0.hasPrefix(prefix) && $0.count > prefix.count } })
     }
 }
 

@@ -1,3 +1,4 @@
+import FlowModel
 import Logging
 
 /// The effective, validated configuration of a kflow master or worker.
@@ -71,6 +72,8 @@ public struct KflowConfiguration: Sendable {
     public var samplingOverride = SamplingOverrideList.none
     /// `output.renormalize`: multiply bytes and pkts by the sampling rate in use.
     public var outputRenormalize = false
+    /// `output.field.NAME = [PEN/]IE[:type]`, ordered by name (at most `CustomField.maxCount`).
+    public var outputCustomFields: [CustomField] = []
 
     /// Where each effective key's value came from; not part of equality (the same settings from a
     /// different layer are the same configuration).
@@ -134,14 +137,22 @@ enum ConfigurationKey: String, CaseIterable {
     case samplingDefault = "sampling.default"
     case samplingOverride = "sampling.override"
     case outputRenormalize = "output.renormalize"
+    case outputField = "output.field."
 
     static let kafkaPropsPrefix = "kafka.props."
+    static let outputFieldPrefix = "output.field."
 
-    /// The known keys with a single value (all but the `kafka.props.` family).
-    static let scalarKeys: [ConfigurationKey] = allCases.filter { $0 != .kafkaProps }
+    /// The key families: every key under the prefix is one entry of the setting.
+    static let families: [ConfigurationKey] = [.kafkaProps, .outputField]
+
+    /// The known keys with a single value (all but the families).
+    static let scalarKeys: [ConfigurationKey] = allCases.filter { !families.contains($0) }
+
+    /// How the docs name a key: `kafka.props.*` for a family.
+    var documentedName: String { Self.families.contains(self) ? rawValue + "*" : rawValue }
 
     init?(key: String) {
-        guard !key.hasPrefix(Self.kafkaPropsPrefix) else { return nil }
+        guard !Self.families.contains(where: { key.hasPrefix($0.rawValue) }) else { return nil }
         self.init(rawValue: key)
     }
 
@@ -159,6 +170,7 @@ enum ConfigurationKey: String, CaseIterable {
         /// true or false.
         case boolean(WritableKeyPath<KflowConfiguration, Bool>)
         case samplingOverrides
+        case customFields
     }
 
     var setting: Setting {
@@ -193,6 +205,7 @@ enum ConfigurationKey: String, CaseIterable {
         case .samplingDefault: return .integer(\.samplingDefault, 0...Int(UInt32.max))
         case .samplingOverride: return .samplingOverrides
         case .outputRenormalize: return .boolean(\.outputRenormalize)
+        case .outputField: return .customFields
         }
     }
 
@@ -212,6 +225,8 @@ extension KflowConfiguration {
         for key in ConfigurationKey.allCases {
             if key == .kafkaProps {
                 entries += kafkaProperties.map { (ConfigurationKey.kafkaPropsPrefix + $0.key, $0.value) }
+            } else if key == .outputField {
+                entries += outputCustomFields.map { (ConfigurationKey.outputFieldPrefix + $0.name, $0.description) }
             } else {
                 entries.append((key.rawValue, flatValue(key)))
             }
@@ -230,6 +245,7 @@ extension KflowConfiguration {
         case .kafkaProperties: ""
         case .boolean(let path): self[keyPath: path] ? "true" : "false"
         case .samplingOverrides: samplingOverride.description
+        case .customFields: ""
         }
     }
 

@@ -40,6 +40,11 @@ kafka.props.compression.type=none
 
 # Optional extra JSON fields, comma-separated (KFlow's fields are always present).
 output.fields=
+# Any other field, by configuration: output.field.NAME=[PEN/]IE[:type] writes IE (enterprise PEN's when
+# given) under NAME, after the other fields, in the order of NAME; type is unsigned, signed, float,
+# address, mac, string or hex (default: the IANA type, else unsigned for 1-8 octets, else hex). At most
+# 8. Examples: output.field.app_name=96 (Cisco NBAR applicationName), output.field.rev_bytes=29305/1
+# (RFC 5103 reverse octetDeltaCount). None by default.
 # Records per Kafka message: 1 = one JSON object per message (KFlow's format); N > 1 = up to N
 # newline-separated JSON objects per message.
 output.batch.records=1

@@ -53,6 +53,7 @@ struct Resolver {
                     }
                 }
             case .samplingOverrides: configuration.samplingOverride = samplingOverrides(key)
+            case .customFields: configuration.outputCustomFields = customFields()
             }
         }
         guard issues.isEmpty else { return nil }
@@ -95,6 +96,31 @@ struct Resolver {
             issues.append(Issue(key: key.rawValue, value: found.value, problem: error.problem, source: found.source))
             return .everyone
         }
+    }
+
+    /// `output.field.NAME = [PEN/]IE[:type]`, by name; NAME must not be a KFlow key or an `output.fields` name.
+    private mutating func customFields() -> [CustomField] {
+        let prefix = ConfigurationKey.outputFieldPrefix
+        var fields: [CustomField] = []
+        for key in lookup.keys(under: prefix).sorted() {
+            guard let found = lookup.find(key) else { continue }
+            let name = String(key.dropFirst(prefix.count))
+            do throws(CustomFieldError) {
+                if outputFieldNames?.contains(name) == true {
+                    throw CustomFieldError(problem: "names the field '\(name)', which output.fields already offers")
+                }
+                fields.append(try CustomField(name: name, parsing: found.value.trimmingBlanks()))
+                sources[key] = found.source
+            } catch {
+                issues.append(Issue(key: key, value: found.value, problem: error.problem, source: found.source))
+            }
+        }
+        if fields.count > CustomField.maxCount {
+            issues.append(Issue(
+                key: prefix + "*", value: nil, problem: "are \(fields.count) fields; at most \(CustomField.maxCount) may be chosen",
+                source: sources[prefix + (fields.last?.name ?? "")] ?? .builtInDefault))
+        }
+        return fields
     }
 
     /// `CIDR=RATE` entries; the issue names the entry that is wrong.

@@ -60,6 +60,9 @@ public struct FlowRecord: Sendable {
 
     public var present: Present
 
+    /// Values of the fields chosen by `output.field.*` (none unless configured).
+    public var custom: CustomValues
+
     // Every field assigned here rather than by default values: inlined into another module (a decoder
     // resets the record per record), default values would each be a call.
     @inlinable public init() {
@@ -88,6 +91,7 @@ public struct FlowRecord: Sendable {
         dstMask = 0
         samplingInterval = 0
         present = []
+        custom = CustomValues()
     }
 
     /// A record of the same message as `message` (its exporter, domain and export time), every flow field

@@ -1,3 +1,4 @@
+import FlowModel
 import WireFormat
 
 /// Which `FlowRecord` field (or per-record scratch value) a template field feeds.
@@ -10,6 +11,8 @@ package enum FieldTarget: UInt8, CaseIterable, Sendable {
     // Sampling: the raw values `SamplingFields` turns into a rate, and the sampler (selector) ID.
     case samplerRandomInterval, samplingPacketInterval, samplingPacketSpace, samplingSize, samplingPopulation
     case samplerID
+    /// A field chosen by configuration (`output.field.*`): its octets' place goes to slot `FieldOp.slot`.
+    case custom
 
     /// The targets that feed a record's sampling rate or sampler ID (never a flow field of their own).
     package static let samplingTargets: Set<FieldTarget> = [
@@ -60,12 +63,17 @@ package struct FieldOp: Sendable {
     package var target: FieldTarget
     /// The field's length is in the record (RFC 7011 §7), not in `length`.
     package var isVariable: Bool
+    /// `.custom` ops: the configured field's index (`DecoderConfiguration.customFields`), plus
+    /// `variableLengthSlot` when the template declares the field variable-length.
+    package var slot: UInt8
+    package static let variableLengthSlot: UInt8 = 0x80
 
-    package init(offset: Int, length: Int, target: FieldTarget, isVariable: Bool = false) {
+    package init(offset: Int, length: Int, target: FieldTarget, isVariable: Bool = false, slot: UInt8 = 0) {
         self.offset = offset
         self.length = length
         self.target = target
         self.isVariable = isVariable
+        self.slot = slot
     }
 }
 
@@ -124,8 +132,12 @@ package final class DecodePlan: Sendable {
 
     /// Compiles a template. For each record field kflow emits, the first valid occurrence of the
     /// highest-ranked IE wins (see docs/DECODING.md); later duplicates and unknown IEs are skipped.
+    ///
+    /// `custom` fields (flow templates only) take fields kflow does not use otherwise, first occurrence
+    /// each; one kflow uses too is read for both in a fixed-length template, only for kflow's own field in
+    /// a variable-length one (its ops are a walk, one per field).
     package static func compile(
-        templateID: UInt16, isOptions: Bool, fields: [TemplateField], definition: [UInt8]
+        templateID: UInt16, isOptions: Bool, fields: [TemplateField], definition: [UInt8], custom: [CustomField] = []
     ) -> Result<DecodePlan, CompileError> {
         var minimumLength = 0
         var isFixedLength = true
@@ -166,6 +178,17 @@ package final class DecodePlan: Sendable {
             if target == .flowEnd { endEncoding = encodingOfField[index] }
         }
 
+        // Custom fields: the first field of each that is not a scope field.
+        var slotOfField = [Int](repeating: -1, count: fields.count)
+        if !isOptions, !custom.isEmpty {
+            for (slot, wanted) in custom.enumerated() {
+                guard let index = fields.firstIndex(where: { field in
+                    !field.isScope && field.id == wanted.id && field.enterpriseNumber == wanted.enterprise
+                }) else { continue }
+                slotOfField[index] = slot
+            }
+        }
+
         // Fixed-length: only the fields kflow uses, at their offsets. Variable-length: the fields in
         // order, a run of unused fixed-length fields merged into one skip and zero-length fields (real
         // exporters send them: Juniper, some v9 ones) left out, as they occupy nothing. So a record costs
@@ -176,11 +199,18 @@ package final class DecodePlan: Sendable {
         for (index, field) in fields.enumerated() {
             let length = Int(field.length)
             let target = targetOfField[index]
+            let slot = slotOfField[index]
             if isFixedLength {
                 if target != .skip { ops.append(FieldOp(offset: offset, length: length, target: target)) }
+                if slot >= 0 { ops.append(FieldOp(offset: offset, length: length, target: .custom, slot: UInt8(slot))) }
                 offset += length
             } else if field.length == 0 {
                 continue
+            } else if slot >= 0, target == .skip {
+                let isVariable = field.length == InformationElement.variableLength
+                ops.append(FieldOp(
+                    offset: 0, length: isVariable ? 0 : length, target: .custom, isVariable: isVariable,
+                    slot: UInt8(slot) | (isVariable ? FieldOp.variableLengthSlot : 0)))
             } else if field.length == InformationElement.variableLength {
                 ops.append(FieldOp(offset: 0, length: 0, target: target, isVariable: true))
             } else if target == .skip, let last = ops.last, last.target == .skip, !last.isVariable {

@@ -1,3 +1,5 @@
+import FlowModel
+
 /// Limits and lifetimes of the template cache. Every limit exists so that a hostile or broken
 /// exporter cannot make the collector grow without bound; the defaults are far above what real
 /// exporters use (a busy IOS-XR router defines a few dozen templates per observation domain).
@@ -24,6 +26,8 @@ public struct DecoderConfiguration: Sendable {
     public var maxSessionsPerAddress: Int = 64
     /// Default rate, per-exporter overrides and renormalisation of sampled flows.
     public var sampling = SamplingConfiguration()
+    /// Fields chosen by configuration (`output.field.*`), compiled into every template that has them.
+    public var customFields: [CustomField] = []
 
     public init(
         templateLifetimeSeconds: UInt32 = 1800,
@@ -34,7 +38,8 @@ public struct DecoderConfiguration: Sendable {
         maxTemplateBytesTotal: Int = 64 << 20,
         maxTemplateBytesPerSession: Int = 4 << 20,
         maxSessionsPerAddress: Int = 64,
-        sampling: SamplingConfiguration = SamplingConfiguration()
+        sampling: SamplingConfiguration = SamplingConfiguration(),
+        customFields: [CustomField] = []
     ) {
         self.templateLifetimeSeconds = templateLifetimeSeconds
         self.maxTemplatesPerSession = max(1, maxTemplatesPerSession)
@@ -45,5 +50,6 @@ public struct DecoderConfiguration: Sendable {
         self.maxTemplateBytesPerSession = max(1, maxTemplateBytesPerSession)
         self.maxSessionsPerAddress = max(1, maxSessionsPerAddress)
         self.sampling = sampling
+        self.customFields = Array(customFields.prefix(CustomField.maxCount))
     }
 }

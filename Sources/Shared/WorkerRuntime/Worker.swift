@@ -91,7 +91,8 @@ public final class Worker {
             sampling: SamplingConfiguration(
                 defaultRate: UInt32(clamping: configuration.samplingDefault),
                 overrides: configuration.samplingOverride.entries.map { (prefix: $0.prefix, rate: $0.rate) },
-                renormalize: configuration.outputRenormalize)))
+                renormalize: configuration.outputRenormalize),
+            customFields: configuration.outputCustomFields))
         let fields: OutputFields
         do { fields = try OutputFields(parsing: configuration.outputFields.joined(separator: ",")) } catch {
             throw .configuration("\(error)")
@@ -107,7 +108,9 @@ public final class Worker {
                 return nil
             }
         }
-        let batch = JSONMessageBatch(encoder: KFlowJSONEncoder(fields: fields), maxRecords: configuration.outputBatchRecords)
+        let batch = JSONMessageBatch(
+            encoder: KFlowJSONEncoder(fields: fields, custom: configuration.outputCustomFields),
+            maxRecords: configuration.outputBatchRecords)
         sink = JSONFlowSink(batch: batch, transport: producer)
     }
 

@@ -45,7 +45,10 @@ struct DecodeMessage {
         {
             return
         }
-        switch DecodePlan.compile(templateID: templateID, isOptions: isOptions, fields: fields(), definition: Array(definition)) {
+        switch DecodePlan.compile(
+            templateID: templateID, isOptions: isOptions, fields: fields(), definition: Array(definition),
+            custom: cache.configuration.customFields)
+        {
         case .success(let plan):
             cache.store(plan, format: format, domain: domain, in: session, nowSeconds: nowSeconds, statistics: &statistics)
         case .failure:

@@ -83,7 +83,7 @@ enum RecordDecoding {
                     batch.add(sameMessageAs: messageRecord) { record in
                         var scratch = RecordScratch()
                         for op in ops {
-                            apply(op.target, bytes, at: position + op.offset, length: op.length, &record, &scratch)
+                            apply(op.target, bytes, at: position + op.offset, length: op.length, slot: op.slot, &record, &scratch)
                         }
                         finish(plan, context, isOptions, &record, &scratch, &options, &outcome.unknownSampling)
                         return handsOver
@@ -111,7 +111,7 @@ enum RecordDecoding {
                         }
                         guard end - position >= length else { outcome.truncated = true; return false }
                         // A pattern, not `!=`: `FieldTarget`'s `==` lives in Templates and would be a call per field.
-                        if case .skip = op.target {} else { apply(op.target, bytes, at: position, length: length, &record, &scratch) }
+                        if case .skip = op.target {} else { apply(op.target, bytes, at: position, length: length, slot: op.slot, &record, &scratch) }
                         position += length
                     }
                     finish(plan, context, isOptions, &record, &scratch, &options, &outcome.unknownSampling)
@@ -213,11 +213,19 @@ enum RecordDecoding {
     /// Copies one field. `length` is the field's actual length (checked against the set already).
     @inline(__always)
     static func apply(
-        _ target: FieldTarget, _ bytes: UnsafeRawBufferPointer, at offset: Int, length: Int,
+        _ target: FieldTarget, _ bytes: UnsafeRawBufferPointer, at offset: Int, length: Int, slot: UInt8,
         _ record: inout FlowRecord, _ scratch: inout RecordScratch
     ) {
         switch target {
         case .skip: return
+        case .custom:
+            // Where the octets are, not a copy: the datagram outlives the record (`CustomValues`).
+            let index = slot & ~FieldOp.variableLengthSlot
+            record.custom.base = UInt(bitPattern: bytes.baseAddress)
+            record.custom.offsets[Int(index)] = UInt32(truncatingIfNeeded: offset)
+            record.custom.lengths[Int(index)] = UInt16(truncatingIfNeeded: length)
+            record.custom.present |= 1 << index
+            if slot & FieldOp.variableLengthSlot != 0 { record.custom.variableLength |= 1 << index }
         case .srcV4, .dstV4, .nextHopV4:
             guard length == 4 else { return }
             let address = IPAddress(v4: bytes.readBE32(at: offset))
@@ -324,7 +332,7 @@ enum RecordDecoding {
         case .samplerID:
             scratch.samplerID = value
             scratch.hasSamplerID = true
-        case .skip, .srcV4, .dstV4, .srcV6, .dstV6, .nextHopV4, .nextHopV6:
+        case .skip, .srcV4, .dstV4, .srcV6, .dstV6, .nextHopV4, .nextHopV6, .custom:
             return
         }
     }
