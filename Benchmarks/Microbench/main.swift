@@ -259,7 +259,7 @@ for workload in workloads {
     }
     let records = collected.records
 
-    var encodeSink = JSONFlowSink(batch: JSONMessageBatch(encoder: KFlowJSONEncoder(fields: options.fields, custom: options.custom),
+    var encodeSink = JSONFlowSink(batch: JSONMessageBatch(encoder: KFlowJSONEncoder(fields: options.fields, custom: options.custom, values: decoder.customValues),
                                                           maxRecords: options.batchRecords),
                                   transport: CountingTransport())
     report("  encode only", options: options, flowsPerRound: records.count) {
@@ -273,7 +273,7 @@ for workload in workloads {
         }
     }
 
-    var bothSink = JSONFlowSink(batch: JSONMessageBatch(encoder: KFlowJSONEncoder(fields: options.fields, custom: options.custom),
+    var bothSink = JSONFlowSink(batch: JSONMessageBatch(encoder: KFlowJSONEncoder(fields: options.fields, custom: options.custom, values: decoder.customValues),
                                                         maxRecords: options.batchRecords),
                                 transport: CountingTransport())
     report("  decode + encode", options: options, flowsPerRound: workload.flows) {
@@ -306,7 +306,7 @@ struct StoringTransport: MessageTransport {
 
 @MainActor func measureKafka(bootstrap: String) {
     // Realistic, distinct payloads: the IPv4 workload's records (10 % IPv6, as ipfix-gen sends), encoded once.
-    var store = JSONFlowSink(batch: JSONMessageBatch(encoder: KFlowJSONEncoder(fields: options.fields, custom: options.custom),
+    var store = JSONFlowSink(batch: JSONMessageBatch(encoder: KFlowJSONEncoder(fields: options.fields, custom: options.custom, values: decoder.customValues),
                                                      maxRecords: options.batchRecords),
                              transport: StoringTransport())
     for (index, workload) in workloads.enumerated() {

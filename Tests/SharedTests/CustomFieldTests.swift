@@ -15,7 +15,7 @@ import Testing
     /// Decodes one IPFIX message with `custom` configured and encodes every record; returns the JSON texts.
     static func decodeAndEncode(_ message: [UInt8], custom: [CustomField]) -> [[UInt8]] {
         let decoder = FlowDecoder(configuration: DecoderConfiguration(customFields: custom))
-        let encoder = KFlowJSONEncoder(custom: custom)
+        let encoder = KFlowJSONEncoder(custom: custom, values: decoder.customValues)
         var texts: [[UInt8]] = []
         message.withUnsafeBytes { payload in
             decoder.decode(payload, from: .testExporter, nowSeconds: 1_700_000_000) { records in
@@ -111,7 +111,7 @@ import Testing
         }.bytes
         let texts = Self.decodeAndEncode(IPFIX.message(sets: [template, IPFIX.set(305, record)]), custom: custom)
         let text = texts.first ?? []
-        let encoder = KFlowJSONEncoder(custom: custom)
+        let encoder = KFlowJSONEncoder(custom: custom, values: CustomValueStore())
         #expect(text.count <= encoder.maxRecordBytes)
         #expect(text.count > CustomField.maxCount * 256 * 6)
         #expect((OutputReference.object(text)["s7"] as? String)?.unicodeScalars.count == 256)

@@ -20,6 +20,9 @@ public final class FlowDecoder {
 
     deinit { batchStorage.deallocate() }
 
+    /// Where this decoder's records keep their `output.field.*` values: the encoder reads them there.
+    public var customValues: CustomValueStore { cache.configuration.customValues }
+
     /// Templates currently cached, across all sessions and domains.
     public var activeTemplateCount: Int { cache.templateCount }
 
@@ -75,6 +78,8 @@ public final class FlowDecoder {
         _ payload: UnsafeRawBufferPointer, from exporter: ExporterAddress, nowSeconds: UInt32,
         batches body: (UnsafeBufferPointer<FlowRecord>) -> Void
     ) {
+        // Custom field values are offsets into this datagram (`CustomValueStore`).
+        cache.configuration.customValues.base = payload.baseAddress
         withoutActuallyEscaping(body) { deliver in
             var batch = RecordBatch(storage: batchStorage, deliver: deliver)
             dispatch(payload, from: exporter, nowSeconds: nowSeconds, into: &batch)

@@ -112,31 +112,34 @@ public enum InformationElementTypes {
     }
 }
 
-/// Where a record's custom field values are: offsets into the datagram it was decoded from, one slot
-/// per configured field (`CustomField.maxCount`). The octets stay in the datagram, which outlives the
-/// record: records are handed over and encoded during the decode call that read them.
-public struct CustomValues: Sendable {
-    /// Bit i: slot i holds a value.
-    public var present: UInt8
-    /// Bit i: slot i's field is variable-length in its template (its default type does not follow the
-    /// length of each value).
-    public var variableLength: UInt8
-    /// The datagram's first octet, as an address (a record never outlives its datagram, see above).
-    public var base: UInt
-    public var offsets: SIMD8<UInt32>
-    public var lengths: SIMD8<UInt16>
-
-    @inlinable public init() {
-        present = 0
-        variableLength = 0
-        base = 0
-        offsets = .zero
-        lengths = .zero
+/// Where the custom field values of one batch of records are: per record (its `customRow`, the record's
+/// place in its batch) and configured field, an offset and a length into the datagram the batch was
+/// decoded from. Kept beside the records, not in them, so a `FlowRecord` stays as small as it was when no
+/// field is configured. The octets stay in the datagram, which outlives the batch: records are handed
+/// over and encoded during the decode call that read them. One per decoder, shared with its encoder.
+public final class CustomValueStore: @unchecked Sendable {
+    public struct Row: Sendable {
+        public var offsets: SIMD8<UInt16> = .zero
+        public var lengths: SIMD8<UInt16> = .zero
     }
 
-    /// The octets of slot `index` (which must be present).
-    @inlinable public func value(_ index: Int) -> UnsafeRawBufferPointer {
-        let start = UnsafeRawPointer(bitPattern: base).map { $0 + Int(offsets[index]) }
-        return UnsafeRawBufferPointer(start: start, count: start == nil ? 0 : Int(lengths[index]))
+    /// As many as a batch has records (`FlowDecoder.recordBatchCapacity`).
+    public static let rowCount = 64
+    public let rows: UnsafeMutablePointer<Row>
+    /// The datagram being decoded, set by the decoder for each one.
+    public var base: UnsafeRawPointer?
+
+    public init() {
+        rows = .allocate(capacity: Self.rowCount)
+        rows.initialize(repeating: Row(), count: Self.rowCount)
+    }
+
+    deinit { rows.deallocate() }
+
+    /// The octets of field `index` of `record` (present in its `customPresent`).
+    public func value(of record: borrowing FlowRecord, _ index: Int) -> UnsafeRawBufferPointer {
+        let row = rows[Int(record.customRow) % Self.rowCount]
+        let start = base.map { $0 + Int(row.offsets[index]) }
+        return UnsafeRawBufferPointer(start: start, count: start == nil ? 0 : Int(row.lengths[index]))
     }
 }

@@ -27,14 +27,13 @@ extension CustomField {
 
     /// Writes every present custom value of `record` (`fields` in slot order) at `start`.
     @usableFromInline @inline(never)
-    static func write(_ record: borrowing FlowRecord, fields: [CustomField], at start: UnsafeMutablePointer<UInt8>)
-        -> UnsafeMutablePointer<UInt8>
-    {
+    static func write(
+        _ record: borrowing FlowRecord, fields: [CustomField], values: CustomValueStore, at start: UnsafeMutablePointer<UInt8>
+    ) -> UnsafeMutablePointer<UInt8> {
         var cursor = TextCursor(start)
-        let values = record.custom
-        for (index, field) in fields.enumerated() where values.present & (1 << UInt8(index)) != 0 {
-            let bytes = values.value(index)
-            let isVariable = values.variableLength & (1 << UInt8(index)) != 0
+        for (index, field) in fields.enumerated() where record.customPresent & (1 << UInt8(index)) != 0 {
+            let bytes = values.value(of: record, index)
+            let isVariable = record.customVariableLength & (1 << UInt8(index)) != 0
             let kind = field.kind(forLength: isVariable ? CustomField.variableLength : UInt16(clamping: bytes.count))
             guard fits(bytes.count, kind) else { continue }  // a length its type cannot have: left out
             cursor.append(UInt8(ascii: ","))

@@ -28,6 +28,9 @@ public struct DecoderConfiguration: Sendable {
     public var sampling = SamplingConfiguration()
     /// Fields chosen by configuration (`output.field.*`), compiled into every template that has them.
     public var customFields: [CustomField] = []
+    /// Where the decoder puts the records' custom values and the encoder reads them (share it with
+    /// the encoder: `KFlowJSONEncoder(custom:values:)`).
+    public let customValues = CustomValueStore()
 
     public init(
         templateLifetimeSeconds: UInt32 = 1800,

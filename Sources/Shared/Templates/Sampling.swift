@@ -33,32 +33,30 @@ public struct SamplingConfiguration: Sendable {
 ///   IE 305 as the 1-in-N value);
 /// - samplingInterval 34 / samplerRandomInterval 50 (NetFlow v9 and its IPFIX successors): N itself.
 package struct SamplingFields {
-    package var interval: UInt64 = 0
-    package var randomInterval: UInt64 = 0
-    package var packetInterval: UInt64 = 0
-    package var packetSpace: UInt64 = 0
+    // All unsigned32 in the registry (kept per record while it is read, so small: values beyond 2³²−1
+    // are clamped).
+    package var interval: UInt32 = 0
+    package var randomInterval: UInt32 = 0
+    package var packetInterval: UInt32 = 0
+    package var packetSpace: UInt32 = 0
     package var hasPacketSpace = false
-    package var size: UInt64 = 0
-    package var population: UInt64 = 0
+    package var size: UInt32 = 0
+    package var population: UInt32 = 0
 
     package init() {}
 
     /// The rate these values give (rounded to the nearest whole N, at most UInt32.max); 0 when none.
     package var rate: UInt32 {
-        if size != 0, population != 0 { return Self.ratio(population, size) }
+        if size != 0, population != 0 { return Self.ratio(UInt64(population), UInt64(size)) }
         if packetInterval != 0 {
-            return hasPacketSpace ? Self.ratio(packetInterval &+ packetSpace, packetInterval) : Self.clamped(packetInterval)
+            return hasPacketSpace ? Self.ratio(UInt64(packetInterval) + UInt64(packetSpace), UInt64(packetInterval)) : packetInterval
         }
-        if interval != 0 { return Self.clamped(interval) }
-        return Self.clamped(randomInterval)
+        return interval != 0 ? interval : randomInterval
     }
 
     private static func ratio(_ whole: UInt64, _ part: UInt64) -> UInt32 {
-        // Values are at most 8 octets; a sum that wrapped is nonsense and gives a small, visible rate.
-        clamped(max(1, (whole / part) + (whole % part >= (part + 1) / 2 ? 1 : 0)))
+        UInt32(clamping: max(1, (whole / part) + (whole % part >= (part + 1) / 2 ? 1 : 0)))
     }
-
-    private static func clamped(_ value: UInt64) -> UInt32 { UInt32(clamping: value) }
 }
 
 /// One sampler (selector) of an observation domain and its rate, from options data.

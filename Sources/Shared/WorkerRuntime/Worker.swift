@@ -109,7 +109,7 @@ public final class Worker {
             }
         }
         let batch = JSONMessageBatch(
-            encoder: KFlowJSONEncoder(fields: fields, custom: configuration.outputCustomFields),
+            encoder: KFlowJSONEncoder(fields: fields, custom: configuration.outputCustomFields, values: decoder.customValues),
             maxRecords: configuration.outputBatchRecords)
         sink = JSONFlowSink(batch: batch, transport: producer)
     }

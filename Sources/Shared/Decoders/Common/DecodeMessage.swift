@@ -83,7 +83,8 @@ struct DecodeMessage {
             renormalize: policy.renormalize)
         let context = MessageContext(
             exportTimeSeconds: exportSeconds, isNetFlowV9: isNetFlowV9, v9SysUptimeMs: v9SysUptimeMs,
-            domainSystemInitTimeMs: state.systemInitTimeMs, sampling: sampling)
+            domainSystemInitTimeMs: state.systemInitTimeMs, sampling: sampling,
+            customRows: cache.configuration.customValues.rows)
         var options = OptionsValues()
         let outcome = RecordDecoding.decodeDataSet(
             bytes, range: body, plan: plan, context: context, messageRecord: record, options: &options, batch: &batch)

@@ -17,6 +17,8 @@ struct MessageContext {
     var domainSystemInitTimeMs: UInt64
     /// Sampling, resolved once per data set (see `SamplingContext`).
     var sampling: SamplingContext
+    /// Where `.custom` ops put their offsets (`CustomValueStore.rows`).
+    var customRows: UnsafeMutablePointer<CustomValueStore.Row>
 }
 
 /// What a data set's records need to find their sampling rate.
@@ -83,7 +85,7 @@ enum RecordDecoding {
                     batch.add(sameMessageAs: messageRecord) { record in
                         var scratch = RecordScratch()
                         for op in ops {
-                            apply(op.target, bytes, at: position + op.offset, length: op.length, slot: op.slot, &record, &scratch)
+                            apply(op.target, bytes, at: position + op.offset, length: op.length, slot: op.slot, context.customRows, &record, &scratch)
                         }
                         finish(plan, context, isOptions, &record, &scratch, &options, &outcome.unknownSampling)
                         return handsOver
@@ -111,7 +113,7 @@ enum RecordDecoding {
                         }
                         guard end - position >= length else { outcome.truncated = true; return false }
                         // A pattern, not `!=`: `FieldTarget`'s `==` lives in Templates and would be a call per field.
-                        if case .skip = op.target {} else { apply(op.target, bytes, at: position, length: length, slot: op.slot, &record, &scratch) }
+                        if case .skip = op.target {} else { apply(op.target, bytes, at: position, length: length, slot: op.slot, context.customRows, &record, &scratch) }
                         position += length
                     }
                     finish(plan, context, isOptions, &record, &scratch, &options, &outcome.unknownSampling)
@@ -214,18 +216,18 @@ enum RecordDecoding {
     @inline(__always)
     static func apply(
         _ target: FieldTarget, _ bytes: UnsafeRawBufferPointer, at offset: Int, length: Int, slot: UInt8,
-        _ record: inout FlowRecord, _ scratch: inout RecordScratch
+        _ customRows: UnsafeMutablePointer<CustomValueStore.Row>, _ record: inout FlowRecord, _ scratch: inout RecordScratch
     ) {
         switch target {
         case .skip: return
         case .custom:
-            // Where the octets are, not a copy: the datagram outlives the record (`CustomValues`).
+            // Where the octets are, not a copy: the datagram outlives the record (`CustomValueStore`).
             let index = slot & ~FieldOp.variableLengthSlot
-            record.custom.base = UInt(bitPattern: bytes.baseAddress)
-            record.custom.offsets[Int(index)] = UInt32(truncatingIfNeeded: offset)
-            record.custom.lengths[Int(index)] = UInt16(truncatingIfNeeded: length)
-            record.custom.present |= 1 << index
-            if slot & FieldOp.variableLengthSlot != 0 { record.custom.variableLength |= 1 << index }
+            let row = customRows + Int(record.customRow)
+            row.pointee.offsets[Int(index)] = UInt16(truncatingIfNeeded: offset)
+            row.pointee.lengths[Int(index)] = UInt16(truncatingIfNeeded: length)
+            record.customPresent |= 1 << index
+            if slot & FieldOp.variableLengthSlot != 0 { record.customVariableLength |= 1 << index }
         case .srcV4, .dstV4, .nextHopV4:
             guard length == 4 else { return }
             let address = IPAddress(v4: bytes.readBE32(at: offset))
@@ -321,14 +323,14 @@ enum RecordDecoding {
             scratch.hasEnd = true
         case .systemInitTime:
             scratch.systemInitTimeMs = value
-        case .samplingInterval: scratch.sampling.interval = value
-        case .samplerRandomInterval: scratch.sampling.randomInterval = value
-        case .samplingPacketInterval: scratch.sampling.packetInterval = value
+        case .samplingInterval: scratch.sampling.interval = UInt32(clamping: value)
+        case .samplerRandomInterval: scratch.sampling.randomInterval = UInt32(clamping: value)
+        case .samplingPacketInterval: scratch.sampling.packetInterval = UInt32(clamping: value)
         case .samplingPacketSpace:
-            scratch.sampling.packetSpace = value
+            scratch.sampling.packetSpace = UInt32(clamping: value)
             scratch.sampling.hasPacketSpace = true
-        case .samplingSize: scratch.sampling.size = value
-        case .samplingPopulation: scratch.sampling.population = value
+        case .samplingSize: scratch.sampling.size = UInt32(clamping: value)
+        case .samplingPopulation: scratch.sampling.population = UInt32(clamping: value)
         case .samplerID:
             scratch.samplerID = value
             scratch.hasSamplerID = true
