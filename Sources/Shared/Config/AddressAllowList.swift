@@ -14,14 +14,11 @@ public struct AddressAllowList: Sendable, Equatable, CustomStringConvertible {
 
     /// A comma-separated list of CIDR blocks (blanks around entries ignored); "" allows everyone.
     public init(parsing text: String) throws(AddressPrefix.ParseError) {
-        var prefixes: [AddressPrefix] = []
-        for entry in text.split(separator: ",") {
-            let trimmed = entry.trimmingCharacters(in: " \t")
-            if trimmed.isEmpty { continue }
+        let prefixes = try commaSeparatedEntries(text) { entry throws(AddressPrefix.ParseError) in
             do throws(AddressPrefix.ParseError) {
-                prefixes.append(try AddressPrefix(parsing: trimmed))
+                return try AddressPrefix(parsing: entry)
             } catch {
-                throw AddressPrefix.ParseError(problem: "has entry '\(trimmed)' that is not a CIDR block: \(error.problem)")
+                throw AddressPrefix.ParseError(problem: "has entry '\(entry)' that is not a CIDR block: \(error.problem)")
             }
         }
         self.init(prefixes: prefixes)
@@ -37,6 +34,18 @@ public struct AddressAllowList: Sendable, Equatable, CustomStringConvertible {
 
     /// The normalised list, e.g. `10.0.0.0/8,2001:db8::/32`.
     public var description: String { prefixes.map(\.description).joined(separator: ",") }
+}
+
+/// The non-blank entries of a comma-separated list, blanks around each trimmed, each through `parse`.
+private func commaSeparatedEntries<Entry>(
+    _ text: String, _ parse: (String) throws(AddressPrefix.ParseError) -> Entry
+) throws(AddressPrefix.ParseError) -> [Entry] {
+    var entries: [Entry] = []
+    for item in text.split(separator: ",") {
+        let trimmed = item.trimmingCharacters(in: " \t")
+        if !trimmed.isEmpty { entries.append(try parse(trimmed)) }
+    }
+    return entries
 }
 
 extension Substring {
@@ -64,19 +73,16 @@ public struct SamplingOverrideList: Sendable, Equatable, CustomStringConvertible
 
     /// Parses the list ("" is no override); the error names the entry that is wrong.
     public init(parsing text: String) throws(AddressPrefix.ParseError) {
-        var entries: [Entry] = []
-        for item in text.split(separator: ",") {
-            let trimmed = item.trimmingCharacters(in: " \t")
-            if trimmed.isEmpty { continue }
-            let parts = trimmed.split(separator: "=", maxSplits: 1).map { Substring($0).trimmingCharacters(in: " \t") }
+        let entries = try commaSeparatedEntries(text) { entry throws(AddressPrefix.ParseError) in
+            let parts = entry.split(separator: "=", maxSplits: 1).map { Substring($0).trimmingCharacters(in: " \t") }
             guard parts.count == 2, let rate = UInt32(parts[1]), rate >= 1 else {
                 throw AddressPrefix.ParseError(
-                    problem: "has entry '\(trimmed)' that is not CIDR=RATE with a rate from 1 to \(UInt32.max)")
+                    problem: "has entry '\(entry)' that is not CIDR=RATE with a rate from 1 to \(UInt32.max)")
             }
             do throws(AddressPrefix.ParseError) {
-                entries.append(Entry(prefix: try AddressPrefix(parsing: parts[0]), rate: rate))
+                return Entry(prefix: try AddressPrefix(parsing: parts[0]), rate: rate)
             } catch {
-                throw AddressPrefix.ParseError(problem: "has entry '\(trimmed)' whose block is wrong: \(error.problem)")
+                throw AddressPrefix.ParseError(problem: "has entry '\(entry)' whose block is wrong: \(error.problem)")
             }
         }
         self.init(entries: entries)

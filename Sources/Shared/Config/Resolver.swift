@@ -41,7 +41,8 @@ struct Resolver {
                 configuration.logLevel = value(key, problem: "is not one of debug, info, notice, warning, error") {
                     KflowConfiguration.LogLevel(rawValue: $0.lowercased())
                 }
-            case .allowList: configuration.serverAllow = allowList(key)
+            case .allowList:
+                configuration.serverAllow = list(key, empty: .everyone) { text throws(AddressPrefix.ParseError) in try AddressAllowList(parsing: text) }
             case .outputFields: configuration.outputFields = outputFields()
             case .kafkaProperties: configuration.kafkaProperties = kafkaProperties(checkingWithLibrdkafka: checkingWithLibrdkafka)
             case .boolean(let path):
@@ -52,7 +53,8 @@ struct Resolver {
                     default: nil
                     }
                 }
-            case .samplingOverrides: configuration.samplingOverride = samplingOverrides(key)
+            case .samplingOverrides:
+                configuration.samplingOverride = list(key, empty: .none) { text throws(AddressPrefix.ParseError) in try SamplingOverrideList(parsing: text) }
             case .customFields: configuration.outputCustomFields = customFields()
             }
         }
@@ -85,16 +87,19 @@ struct Resolver {
         value(key, problem: "is not a whole number from \(range.lowerBound) to \(range.upperBound)") { Self.integer($0, in: range) }
     }
 
-    /// A comma-separated list of CIDR blocks; the issue names the entry that is not one.
-    private mutating func allowList(_ key: ConfigurationKey) -> AddressAllowList {
-        guard let found = lookup.find(key.rawValue) else { return .everyone }
+    /// A list of `server.allow` or `sampling.override` through `parse`; the issue names the entry that is
+    /// wrong, and `empty` stands in.
+    private mutating func list<List>(
+        _ key: ConfigurationKey, empty: List, _ parse: (String) throws(AddressPrefix.ParseError) -> List
+    ) -> List {
+        guard let found = lookup.find(key.rawValue) else { return empty }
         do throws(AddressPrefix.ParseError) {
-            let list = try AddressAllowList(parsing: found.value)
+            let list = try parse(found.value)
             sources[key.rawValue] = found.source
             return list
         } catch {
             issues.append(Issue(key: key.rawValue, value: found.value, problem: error.problem, source: found.source))
-            return .everyone
+            return empty
         }
     }
 
@@ -121,19 +126,6 @@ struct Resolver {
                 source: sources[prefix + (fields.last?.name ?? "")] ?? .builtInDefault))
         }
         return fields
-    }
-
-    /// `CIDR=RATE` entries; the issue names the entry that is wrong.
-    private mutating func samplingOverrides(_ key: ConfigurationKey) -> SamplingOverrideList {
-        guard let found = lookup.find(key.rawValue) else { return .none }
-        do throws(AddressPrefix.ParseError) {
-            let list = try SamplingOverrideList(parsing: found.value)
-            sources[key.rawValue] = found.source
-            return list
-        } catch {
-            issues.append(Issue(key: key.rawValue, value: found.value, problem: error.problem, source: found.source))
-            return .none
-        }
     }
 
     private static func integer(_ text: String, in range: ClosedRange<Int>) -> Int? {
