@@ -74,7 +74,7 @@ let package = Package(
 if Context.environment["KFLOW_FUZZ"] == "1" {
     package.targets.append(.target(name: "CFuzzDriver", path: "Fuzz/Driver"))
     package.targets.append(.target(name: "FuzzSupport", dependencies: ["FlowModel", "SystemKit"], path: "Fuzz/Support"))
-    for (name, path, uses) in [("kflow-fuzz-decoder", "Fuzz/Decoder", ["FlowModel", "Decoders", "Output"]),
+    for (name, path, uses) in [("kflow-fuzz-decoder", "Fuzz/Decoder", ["FlowModel", "Decoders", "Templates", "Output"]),
                                ("kflow-fuzz-snapshot", "Fuzz/Snapshot", ["FlowModel", "Decoders"]),
                                ("kflow-fuzz-properties", "Fuzz/Properties", ["Config"])] {
         package.targets.append(.executableTarget(

@@ -77,17 +77,19 @@ struct DecodeMessage {
         }
         let override = session.samplingOverride
         let policy = cache.configuration.sampling
-        let sampling = SamplingContext(
-            fallbackRate: override != 0 ? override : state.samplers.fallbackRate(domainRate: state.samplingInterval),
-            isOverridden: override != 0, samplers: state.samplers, defaultRate: policy.defaultRate,
-            renormalize: policy.renormalize)
-        let context = MessageContext(
-            exportTimeSeconds: exportSeconds, isNetFlowV9: isNetFlowV9, v9SysUptimeMs: v9SysUptimeMs,
-            domainSystemInitTimeMs: state.systemInitTimeMs, sampling: sampling,
-            customRows: cache.configuration.customValues.rows)
         var options = OptionsValues()
-        let outcome = RecordDecoding.decodeDataSet(
-            bytes, range: body, plan: plan, context: context, messageRecord: record, options: &options, batch: &batch)
+        let outcome = state.samplers.samplers.withUnsafeBufferPointer { samplers in
+            let sampling = SamplingContext(
+                fallbackRate: override != 0 ? override : state.samplers.fallbackRate(domainRate: state.samplingInterval),
+                isOverridden: override != 0, samplers: samplers, defaultRate: policy.defaultRate,
+                renormalize: policy.renormalize)
+            let context = MessageContext(
+                exportTimeSeconds: exportSeconds, isNetFlowV9: isNetFlowV9, v9SysUptimeMs: v9SysUptimeMs,
+                domainSystemInitTimeMs: state.systemInitTimeMs, sampling: sampling,
+                customRows: cache.configuration.customValues.rows)
+            return RecordDecoding.decodeDataSet(
+                bytes, range: body, plan: plan, context: context, messageRecord: record, options: &options, batch: &batch)
+        }
         if outcome.truncated { statistics.count(.truncatedRecord) }
         if plan.isOptions {
             statistics.optionsRecords &+= UInt64(outcome.records)

@@ -28,8 +28,9 @@ struct SamplingContext {
     var fallbackRate: UInt32
     /// `sampling.override` applies: it beats whatever a record says.
     var isOverridden: Bool
-    /// The domain's samplers, for records that carry a sampler ID.
-    var samplers: SamplerTable
+    /// The domain's samplers, for records that carry a sampler ID (a view, valid during the data set:
+    /// the context stays plain data, so handing it to each record costs no reference counting).
+    var samplers: UnsafeBufferPointer<SamplerRate>
     /// `sampling.default`, for records whose rate is unknown (0: none).
     var defaultRate: UInt32
     var renormalize: Bool
@@ -160,8 +161,10 @@ enum RecordDecoding {
             if own != 0 {
                 rate = own
             } else if scratch.hasSamplerID {
-                let samplerRate = context.sampling.samplers.rate(ofSampler: scratch.samplerID)
-                if samplerRate != 0 { rate = samplerRate }
+                for sampler in context.sampling.samplers where sampler.id == scratch.samplerID {
+                    rate = sampler.rate
+                    break
+                }
             }
         }
         if rate == 0 { unknownSampling += 1 }
