@@ -136,77 +136,84 @@ public final class WorkerSegment: @unchecked Sendable {
         store(word: Self.errorsOffset + min(index, Self.errorKindCapacity - 1), value)
     }
 
-    // MARK: exporters (behind the seqlock: the worker rewrites the whole table)
+    // MARK: exporters and samplers: tables the worker rewrites as a whole, each behind its seqlock
+
     public func publishExporters(_ entries: some Sequence<ExporterEntry>) {
-        exporterLock.write {
-            var count = 0
-            for e in entries where count < Self.exporterCapacity {
-                let base = Self.exportersOffset + count * Self.exporterWords
-                store(word: base, e.address.high)
-                store(word: base + 1, e.address.low)
-                store(word: base + 2, UInt64(e.address.family.rawValue) << 16 | UInt64(e.port))
-                store(word: base + 3, e.datagrams)
-                store(word: base + 4, e.flows)
-                store(word: base + 5, e.unknownTemplateSets)
-                count += 1
-            }
-            store(word: Self.exporterCountOffset, UInt64(count))
+        publish(entries, lock: exporterLock, countWord: Self.exporterCountOffset, firstWord: Self.exportersOffset,
+                wordsPerEntry: Self.exporterWords, capacity: Self.exporterCapacity) { e, base in
+            storeAddress(e.address, port: e.port, at: base)
+            store(word: base + 3, e.datagrams)
+            store(word: base + 4, e.flows)
+            store(word: base + 5, e.unknownTemplateSets)
         }
     }
 
     /// A consistent copy of the exporter table, or nil if the worker kept rewriting it.
     public func readExporters() -> [ExporterEntry]? {
-        exporterLock.read(attempts: Self.exporterReadAttempts) {
-            let count = min(Int(load(word: Self.exporterCountOffset)), Self.exporterCapacity)
-            var result: [ExporterEntry] = []
-            result.reserveCapacity(count)
-            for i in 0..<count {
-                let base = Self.exportersOffset + i * Self.exporterWords
-                let tag = load(word: base + 2)
-                let family = IPAddress.Family(rawValue: UInt8(truncatingIfNeeded: tag >> 16)) ?? .none
-                result.append(ExporterEntry(
-                    address: IPAddress(high: load(word: base), low: load(word: base + 1), family: family),
-                    port: UInt16(truncatingIfNeeded: tag),
-                    datagrams: load(word: base + 3), flows: load(word: base + 4),
-                    unknownTemplateSets: load(word: base + 5)))
-            }
-            return result
+        read(lock: exporterLock, countWord: Self.exporterCountOffset, firstWord: Self.exportersOffset,
+             wordsPerEntry: Self.exporterWords, capacity: Self.exporterCapacity) { base in
+            let (address, port, _) = loadAddress(at: base)
+            return ExporterEntry(
+                address: address, port: port, datagrams: load(word: base + 3), flows: load(word: base + 4),
+                unknownTemplateSets: load(word: base + 5))
         }
     }
 
-    // MARK: samplers (behind their own seqlock, rewritten as a whole like the exporter table)
     public func publishSamplers(_ entries: some Sequence<SamplerEntry>) {
-        samplerLock.write {
-            var count = 0
-            for e in entries where count < Self.samplerCapacity {
-                let base = Self.samplersOffset + count * Self.samplerWords
-                store(word: base, e.address.high)
-                store(word: base + 1, e.address.low)
-                let kind: UInt64 = e.sampler == nil ? 0 : 1
-                store(word: base + 2, kind << 24 | UInt64(e.address.family.rawValue) << 16 | UInt64(e.port))
-                store(word: base + 3, UInt64(e.domain) << 32 | UInt64(e.rate))
-                store(word: base + 4, e.sampler ?? 0)
-                count += 1
-            }
-            store(word: Self.samplerCountOffset, UInt64(count))
+        publish(entries, lock: samplerLock, countWord: Self.samplerCountOffset, firstWord: Self.samplersOffset,
+                wordsPerEntry: Self.samplerWords, capacity: Self.samplerCapacity) { e, base in
+            storeAddress(e.address, port: e.port, flags: e.sampler == nil ? 0 : 1, at: base)
+            store(word: base + 3, UInt64(e.domain) << 32 | UInt64(e.rate))
+            store(word: base + 4, e.sampler ?? 0)
         }
     }
 
     /// A consistent copy of the sampler table, or nil if the worker kept rewriting it.
     public func readSamplers() -> [SamplerEntry]? {
-        samplerLock.read(attempts: Self.exporterReadAttempts) {
-            let count = min(Int(load(word: Self.samplerCountOffset)), Self.samplerCapacity)
-            return (0..<count).map { i in
-                let base = Self.samplersOffset + i * Self.samplerWords
-                let tag = load(word: base + 2)
-                let family = IPAddress.Family(rawValue: UInt8(truncatingIfNeeded: tag >> 16)) ?? .none
-                let domainAndRate = load(word: base + 3)
-                return SamplerEntry(
-                    address: IPAddress(high: load(word: base), low: load(word: base + 1), family: family),
-                    port: UInt16(truncatingIfNeeded: tag), domain: UInt32(truncatingIfNeeded: domainAndRate >> 32),
-                    sampler: tag >> 24 & 1 == 1 ? load(word: base + 4) : nil,
-                    rate: UInt32(truncatingIfNeeded: domainAndRate))
-            }
+        read(lock: samplerLock, countWord: Self.samplerCountOffset, firstWord: Self.samplersOffset,
+             wordsPerEntry: Self.samplerWords, capacity: Self.samplerCapacity) { base in
+            let (address, port, flags) = loadAddress(at: base)
+            let domainAndRate = load(word: base + 3)
+            return SamplerEntry(
+                address: address, port: port, domain: UInt32(truncatingIfNeeded: domainAndRate >> 32),
+                sampler: flags & 1 == 1 ? load(word: base + 4) : nil, rate: UInt32(truncatingIfNeeded: domainAndRate))
         }
+    }
+
+    private func publish<Entry>(
+        _ entries: some Sequence<Entry>, lock: SeqLock, countWord: Int, firstWord: Int, wordsPerEntry: Int,
+        capacity: Int, _ write: (Entry, Int) -> Void
+    ) {
+        lock.write {
+            var count = 0
+            for entry in entries where count < capacity {
+                write(entry, firstWord + count * wordsPerEntry)
+                count += 1
+            }
+            store(word: countWord, UInt64(count))
+        }
+    }
+
+    private func read<Entry>(
+        lock: SeqLock, countWord: Int, firstWord: Int, wordsPerEntry: Int, capacity: Int, _ entry: (Int) -> Entry
+    ) -> [Entry]? {
+        lock.read(attempts: Self.exporterReadAttempts) {
+            let count = min(Int(load(word: countWord)), capacity)
+            return (0..<count).map { entry(firstWord + $0 * wordsPerEntry) }
+        }
+    }
+
+    /// Three words: the address's two halves, then flags << 24 | family << 16 | port.
+    private func storeAddress(_ address: IPAddress, port: UInt16, flags: UInt64 = 0, at base: Int) {
+        store(word: base, address.high)
+        store(word: base + 1, address.low)
+        store(word: base + 2, flags << 24 | UInt64(address.family.rawValue) << 16 | UInt64(port))
+    }
+
+    private func loadAddress(at base: Int) -> (address: IPAddress, port: UInt16, flags: UInt64) {
+        let tag = load(word: base + 2)
+        let family = IPAddress.Family(rawValue: UInt8(truncatingIfNeeded: tag >> 16)) ?? .none
+        return (IPAddress(high: load(word: base), low: load(word: base + 1), family: family),
+                UInt16(truncatingIfNeeded: tag), tag >> 24)
     }
 }
