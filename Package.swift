@@ -61,7 +61,7 @@ let package = Package(
         .executableTarget(name: "kflow-worker", dependencies: ["SystemKit", "ProcessKit", "WorkerRuntime", "CKflowShims", logging],
                           swiftSettings: hotPath),
         // Decode + JSON encode without Kafka, flows/s on one core (issue: speed).
-        .executableTarget(name: "kflow-microbench", dependencies: ["FlowModel", "Decoders", "Output", "KafkaOutput", "Config"],
+        .executableTarget(name: "kflow-microbench", dependencies: ["FlowModel", "Decoders", "Templates", "Output", "KafkaOutput", "Config"],
                           path: "Benchmarks/Microbench", swiftSettings: hotPath),
         .testTarget(name: "SharedTests", dependencies: [
             "FlowModel", "SystemKit", "WireFormat", "Templates", "Decoders", "Output", "KafkaOutput", "Config",
@@ -79,7 +79,7 @@ let package = Package(
 if Context.environment["KFLOW_FUZZ"] == "1" {
     package.targets.append(.target(name: "CFuzzDriver", path: "Fuzz/Driver"))
     package.targets.append(.target(name: "FuzzSupport", dependencies: ["FlowModel", "SystemKit", "Output"], path: "Fuzz/Support"))
-    for (name, path, uses) in [("kflow-fuzz-decoder", "Fuzz/Decoder", ["FlowModel", "Decoders", "Output"]),
+    for (name, path, uses) in [("kflow-fuzz-decoder", "Fuzz/Decoder", ["FlowModel", "Decoders", "Templates", "Output"]),
                                ("kflow-fuzz-snapshot", "Fuzz/Snapshot", ["FlowModel", "Decoders"]),
                                ("kflow-fuzz-properties", "Fuzz/Properties", ["Config", "ConfigLayers"]),
                                ("kflow-fuzz-sflow", "Fuzz/SFlow", ["FlowModel", "Decoders"])] {

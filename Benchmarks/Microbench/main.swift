@@ -9,6 +9,7 @@
 
 import FlowModel
 import Decoders
+import Templates
 import Output
 import KafkaOutput
 import Config
@@ -23,6 +24,8 @@ struct Options {
     var secondsPerRun = 0.5
     var runs = 5
     var fields: OutputFields = []
+    /// `--custom name=SPEC,...`: fields chosen as by output.field.NAME=SPEC.
+    var custom: [CustomField] = []
     var batchRecords = 1
     var kafkaBootstrap: String?
     var kafkaMessages = 2_000_000
@@ -42,9 +45,15 @@ struct Options {
                 let parts = value.split(separator: "=", maxSplits: 1).map(String.init)
                 guard parts.count == 2 else { fail("kflow-microbench: --set needs KEY=VALUE") }
                 kafkaSettings.append((name: parts[0], value: parts[1]))
+            case "--custom":
+                for item in value.split(separator: ",") {
+                    let parts = item.split(separator: "=", maxSplits: 1).map(String.init)
+                    guard parts.count == 2 else { fail("kflow-microbench: --custom needs NAME=[PEN/]IE[:type],...") }
+                    do { custom.append(try CustomField(name: parts[0], parsing: parts[1])) } catch { fail("kflow-microbench: \(parts[0]): \(error.problem)") }
+                }
             case "--fields":
                 do { fields = try OutputFields(parsing: value) } catch { fail("kflow-microbench: \(error)") }
-            default: fail("usage: kflow-microbench [--seconds S] [--runs N] [--fields LIST] [--batch N] [--kafka HOST:PORT [--messages N] [--set KEY=VALUE]...]")
+            default: fail("usage: kflow-microbench [--seconds S] [--runs N] [--fields LIST] [--custom NAME=SPEC,...] [--batch N] [--kafka HOST:PORT [--messages N] [--set KEY=VALUE]...]")
             }
         }
     }
@@ -258,7 +267,7 @@ let workloads: [(name: String, messages: [[UInt8]], flows: Int)] = [false, true]
     return ("sFlow", datagrams.map(\.bytes), datagrams.reduce(0) { $0 + $1.records })
 }()]
 
-let decoder = FlowDecoder()
+let decoder = FlowDecoder(configuration: DecoderConfiguration(customFields: options.custom))
 var ignoredSink = CountingSink()
 templateMessage().withUnsafeBytes { decoder.decode($0, from: exporter, nowSeconds: exportTime, into: &ignoredSink) }
 
@@ -268,6 +277,7 @@ if let bootstrap = options.kafkaBootstrap {
 }
 
 print("kflow-microbench: librdkafka not involved; fields [\(options.fields.names.joined(separator: ","))], "
+    + "custom [\(options.custom.map { "\($0.name)=\($0)" }.joined(separator: ","))], "
     + "\(options.batchRecords) record(s) per message, \(options.runs) runs of \(options.secondsPerRun) s of thread CPU time")
 for workload in workloads {
     let sizes = workload.messages.map(\.count)
@@ -286,7 +296,7 @@ for workload in workloads {
     }
     let records = collected.records
 
-    var encodeSink = JSONFlowSink(batch: JSONMessageBatch(encoder: KFlowJSONEncoder(fields: options.fields),
+    var encodeSink = JSONFlowSink(batch: JSONMessageBatch(encoder: KFlowJSONEncoder(fields: options.fields, custom: options.custom, values: decoder.customValues),
                                                           maxRecords: options.batchRecords),
                                   transport: CountingTransport())
     report("  encode only", options: options, flowsPerRound: records.count) {
@@ -300,7 +310,7 @@ for workload in workloads {
         }
     }
 
-    var bothSink = JSONFlowSink(batch: JSONMessageBatch(encoder: KFlowJSONEncoder(fields: options.fields),
+    var bothSink = JSONFlowSink(batch: JSONMessageBatch(encoder: KFlowJSONEncoder(fields: options.fields, custom: options.custom, values: decoder.customValues),
                                                         maxRecords: options.batchRecords),
                                 transport: CountingTransport())
     report("  decode + encode", options: options, flowsPerRound: workload.flows) {
@@ -333,7 +343,7 @@ struct StoringTransport: MessageTransport {
 
 @MainActor func measureKafka(bootstrap: String) {
     // Realistic, distinct payloads: the IPv4 workload's records (10 % IPv6, as ipfix-gen sends), encoded once.
-    var store = JSONFlowSink(batch: JSONMessageBatch(encoder: KFlowJSONEncoder(fields: options.fields),
+    var store = JSONFlowSink(batch: JSONMessageBatch(encoder: KFlowJSONEncoder(fields: options.fields, custom: options.custom, values: decoder.customValues),
                                                      maxRecords: options.batchRecords),
                              transport: StoringTransport())
     for (index, workload) in workloads.prefix(2).enumerated() {  // IPv4 and IPv6, not sFlow

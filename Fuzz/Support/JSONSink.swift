@@ -3,11 +3,11 @@ import Output
 
 /// Encodes every record as the worker does, so the encoder sees whatever the decoders produce.
 public struct JSONSink: FlowSink {
-    let encoder = KFlowJSONEncoder(fields: .all)
+    let encoder: KFlowJSONEncoder
     let buffer = OutputBuffer(capacity: 1 << 16)
     public private(set) var records = 0
 
-    public init() {}
+    public init(encoder: KFlowJSONEncoder = KFlowJSONEncoder(fields: .all)) { self.encoder = encoder }
 
     public mutating func emit(_ record: borrowing FlowRecord) {
         records += 1

@@ -87,6 +87,14 @@ final class MasterShared: Sendable {
     }
 
     struct ExporterKey: Hashable { let address: IPAddress; let port: UInt16 }
+    struct SamplerKey: Hashable, Comparable {
+        let address: IPAddress, port: UInt16, domain: UInt32, sampler: UInt64?
+        static func < (a: SamplerKey, b: SamplerKey) -> Bool {
+            // The domain's own rate (no sampler) first, then samplers by ID.
+            (a.address.description, a.port, a.domain, a.sampler.map { $0 &+ 1 } ?? 0)
+                < (b.address.description, b.port, b.domain, b.sampler.map { $0 &+ 1 } ?? 0)
+        }
+    }
     static let maxCarriedExporters = 10_000
 
     private let state = Mutex(State())
@@ -224,6 +232,22 @@ final class MasterShared: Sendable {
             out.declare("kflow_worker_datagrams_received_total", .counter, help: "UDP datagrams received per live worker process (by pid): how server.balance spreads them.")
             for seg in s.live {
                 out.add("kflow_worker_datagrams_received_total", .counter, help: "", labels: [("pid", String(seg.pid)), ("generation", String(seg.generation))], value: seg[.datagramsReceived])
+            }
+            // Gauges of live workers only; an exporter session read by two generations during a reload
+            // shows once (either worker's rate: both learned it from the same options data).
+            var rates: [SamplerKey: UInt32] = [:]
+            for seg in s.live {
+                for e in seg.readSamplers() ?? [] {
+                    rates[SamplerKey(address: e.address, port: e.port, domain: e.domain, sampler: e.sampler)] = e.rate
+                }
+            }
+            let samplingHelp = "Sampling rate (1-in-N) in use per exporter session, observation domain and sampler (sampler=\"none\": the domain's own rate), from options data or sampling.override."
+            out.declare("kflow_exporter_sampling_rate", .gauge, help: samplingHelp)
+            for (key, rate) in rates.sorted(by: { $0.key < $1.key }) {
+                out.add("kflow_exporter_sampling_rate", .gauge, help: samplingHelp, labels: [
+                    ("exporter", key.address.description), ("port", String(key.port)), ("domain", String(key.domain)),
+                    ("sampler", key.sampler.map { String($0) } ?? "none"),
+                ], value: UInt64(rate))
             }
             out.add("kflow_workers", .gauge, help: "Worker processes running now (all generations).", value: UInt64(s.live.filter { $0.state == .running }.count))
             out.add("kflow_kafka_lost_in_dead_workers_total", .counter, help: "Messages a worker left in its producer queue when it died (killed, crashed) or exited without a delivery report for them. An estimate: produced - delivered - failed as the worker last published them (every 20 ms).", value: s.lostInDeadWorkers.messages)

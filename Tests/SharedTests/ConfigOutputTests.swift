@@ -42,6 +42,7 @@ import ConfigLayers
             "sflow.port",
             "server.balance", "templates.topic", "node.id",
             "output.biflow",
+            "sampling.default", "sampling.override", "output.renormalize",
         ])
         #expect(configuration.effectiveEntry("kafka.topic")?.source == .file(path: file.path, line: 1))
         #expect(configuration.effectiveEntry("kafka.props.acks")?.source == .file(path: file.path, line: 3))
@@ -81,7 +82,7 @@ import ConfigLayers
     @Test func workerTextIsOneKeyValueLinePerSetting() throws {
         let text = KflowConfiguration.defaults.workerText()
         #expect(text.hasPrefix("server.host=::\nserver.port=4739\n"))
-        #expect(text.hasSuffix("exporters.max.per.address=64\nkafka.key=none\ntemplates.state.dir=\nsflow.port=6343\nserver.balance=hash\ntemplates.topic=\nnode.id=\noutput.biflow=split\n"))
+        #expect(text.hasSuffix("exporters.max.per.address=64\nkafka.key=none\ntemplates.state.dir=\nsflow.port=6343\nserver.balance=hash\ntemplates.topic=\nnode.id=\noutput.biflow=split\nsampling.default=0\nsampling.override=\noutput.renormalize=false\n"))
         #expect(text.split(separator: "\n").count == KflowConfiguration.defaults.effectiveEntries().count)
     }
 

@@ -231,6 +231,54 @@ import ConfigLayers
         #expect(configuration.serverAllow.description == "192.0.2.0/24,198.51.100.7/32,2001:db8::/32")
         #expect(try KflowConfiguration.parse(workerText: configuration.workerText()).serverAllow == configuration.serverAllow)
     }
+
+    @Test func samplingSettingsRoundTripThroughTheWorkerText() throws {
+        let file = try TemporaryPropertiesFile(
+            "sampling.default=100\nsampling.override= 10.0.0.0/8 = 1000 , 2001:db8::/32=512\noutput.renormalize=TRUE\n")
+        let configuration = try testSources(file: file.path).load()
+        #expect(configuration.samplingDefault == 100)
+        #expect(configuration.samplingOverride.description == "10.0.0.0/8=1000,2001:db8::/32=512")
+        #expect(configuration.outputRenormalize)
+        let parsed = try KflowConfiguration.parse(workerText: configuration.workerText())
+        #expect(parsed.samplingOverride == configuration.samplingOverride)
+        #expect(parsed.outputRenormalize && parsed.samplingDefault == 100)
+        #expect(!KflowConfiguration.defaults.outputRenormalize && KflowConfiguration.defaults.samplingOverride.entries.isEmpty)
+    }
+
+    @Test func customFieldsRoundTripThroughTheWorkerTextInNameOrder() throws {
+        let file = try TemporaryPropertiesFile("output.field.rev_bytes=29305/1\noutput.field.app_name = 96:string\n")
+        let configuration = try testSources(file: file.path).load()
+        #expect(configuration.outputCustomFields.map { "\($0.name)=\($0)" } == ["app_name=96:string", "rev_bytes=29305/1"])
+        #expect(configuration.workerText().contains("output.field.app_name=96:string\noutput.field.rev_bytes=29305/1\n"))
+        #expect(try KflowConfiguration.parse(workerText: configuration.workerText()).outputCustomFields == configuration.outputCustomFields)
+    }
+
+    @Test(arguments: [
+        ("output.field.dir", "61", "output.field.dir: '61' names the field 'dir', which output.fields already offers"),
+        ("output.field.x", "29305/", "output.field.x: '29305/' has IE '', not a number from 1 to 32767 (expected [PEN/]IE[:type])"),
+        ("output.field.", "61", "output.field.: names no field (output.field.NAME)"),
+    ])
+    func badCustomFieldsAreNamed(key: String, value: String, message: String) throws {
+        let file = try TemporaryPropertiesFile("\(key)=\(value)\n")
+        #expect(loadIssues(testSources(file: file.path)).map(\.description) == ["\(message) (from \(file.path) line 1)"])
+    }
+
+    @Test func atMostEightCustomFields() throws {
+        let file = try TemporaryPropertiesFile((0..<9).map { "output.field.f\($0)=9/\($0 + 1)\n" }.joined())
+        #expect(loadIssues(testSources(file: file.path)).map(\.problem) == ["are 9 fields; at most 8 may be chosen"])
+    }
+
+    @Test(arguments: [
+        ("sampling.override", "10.0.0.0/8", "sampling.override: '10.0.0.0/8' has entry '10.0.0.0/8' that is not CIDR=RATE with a rate from 1 to 4294967295"),
+        ("sampling.override", "10.0.0.0/8=0", "sampling.override: '10.0.0.0/8=0' has entry '10.0.0.0/8=0' that is not CIDR=RATE with a rate from 1 to 4294967295"),
+        ("sampling.override", "10.0.0.1/8=5", "sampling.override: '10.0.0.1/8=5' has entry '10.0.0.1/8=5' whose block is wrong: its address has bits set beyond the /8 prefix (did you mean 10.0.0.0/8?)"),
+        ("sampling.default", "-1", "sampling.default: '-1' is not a whole number from 0 to 4294967295"),
+        ("output.renormalize", "yes", "output.renormalize: 'yes' is not true or false"),
+    ])
+    func badSamplingSettingsAreNamed(key: String, value: String, message: String) throws {
+        let file = try TemporaryPropertiesFile("\(key)=\(value)\n")
+        #expect(loadIssues(testSources(file: file.path)).map(\.description) == ["\(message) (from \(file.path) line 1)"])
+    }
 }
 
 @Suite struct AddressAllowListTests {

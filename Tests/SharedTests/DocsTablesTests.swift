@@ -103,6 +103,7 @@ import Testing
         for (key, value) in defaults where !key.hasPrefix(ConfigurationKey.kafkaPropsPrefix) { expected[key] = [value] }
         expected["kafka.props.*"] = defaults.filter { $0.key.hasPrefix(ConfigurationKey.kafkaPropsPrefix) }
             .map { String($0.key.dropFirst(ConfigurationKey.kafkaPropsPrefix.count)) + "=" + $0.value }
+        expected["output.field.*"] = [""]  // none by default
         var documented: [String: [String]] = [:]
         for row in try Self.table("README.md", under: "## Configuration") {
             let keys = Self.codeSpans(row[0])
@@ -127,7 +128,7 @@ import Testing
         for row in try Self.table("docs/CONFIGURATION.md", under: "## Keys") {
             for key in Self.codeSpans(row[0]) { documented[key] = row[1] }
         }
-        let expected = Set(ConfigurationKey.allCases.map { $0 == .kafkaProps ? "kafka.props.*" : $0.rawValue })
+        let expected = Set(ConfigurationKey.allCases.map(\.documentedName))
         #expect(Set(documented.keys) == expected,
                 "docs/CONFIGURATION.md keys table: missing \(expected.subtracting(documented.keys).sorted()), unknown \(Set(documented.keys).subtracting(expected).sorted())")
         for key in ConfigurationKey.allCases {

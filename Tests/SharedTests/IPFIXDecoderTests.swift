@@ -343,8 +343,9 @@ import Testing
     @Test func optionsRecordsAreNotEmittedAndTheirSamplingIntervalReachesLaterFlows() {
         let decoder = FlowDecoder()
         let options = IPFIX.set(3, IPFIX.optionsTemplateRecord(512, scope: [FieldSpec(302, 4)], options: [FieldSpec(306, 4), FieldSpec(305, 4)]))
-        // samplingPacketSpace 99, samplingPacketInterval 1000 (RFC 5477): 1 in 1000.
-        let optionsData = IPFIX.set(512, Wire { $0.u32(1); $0.u32(99); $0.u32(1000) }.bytes)
+        // samplingPacketSpace 999, samplingPacketInterval 1 (RFC 5477: 1 packet taken, 999 skipped): 1 in
+        // 1000; the flow names no selector and its domain has only this one.
+        let optionsData = IPFIX.set(512, Wire { $0.u32(1); $0.u32(999); $0.u32(1) }.bytes)
         let records = decoder.decode(IPFIX.message(sets: [options, optionsData, Self.ipv4Template, IPFIX.set(256, Self.ipv4Record())]))
         #expect(records.count == 1)
         #expect(records.first?.samplingInterval == 1000)

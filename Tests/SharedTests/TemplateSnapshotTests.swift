@@ -124,8 +124,8 @@ import Testing
         #expect(sawOptions && sawVariableLength && sawEnterprise && sawIPFIX && sawNetFlowV9)
     }
 
-    /// Cisco NCS-55 (v9) and ASR 9000 (IPFIX, samplingPacketInterval 1 of a 1-in-256 selector) send the
-    /// sampling interval in options data only.
+    /// Cisco NCS-55 (v9, two samplers) and ASR 9000 (IPFIX, a 1-in-256 selector) send their samplers'
+    /// rates in options data only.
     @Test(arguments: ["ak_nf9_cisco_ncs55_samplers", "pm_104_ipfix_cisco_ipv6_sampling"])
     func samplingLearnedFromOptionsDataCarriesOver(sequenceName: String) throws {
         let sequence = try #require(try Self.validSequences().first { $0.name == sequenceName })
@@ -138,9 +138,10 @@ import Testing
 
         var domainsWithSampling = 0
         for (exporter, session) in learner.cache.sessions {
-            for (domain, state) in session.domains where state.samplingInterval != 0 {
+            for (domain, state) in session.domains where state.samplingInterval != 0 || !state.samplers.isEmpty {
                 let imported = importer.cache.sessions[exporter]?.domains[domain]
                 #expect(imported?.samplingInterval == state.samplingInterval)
+                #expect(imported?.samplers == state.samplers, "samplers (snapshot extension kind 3)")
                 #expect(imported?.optionsRefreshedSeconds == state.optionsRefreshedSeconds)
                 domainsWithSampling += 1
             }

@@ -1,3 +1,4 @@
+import FlowModel
 import Logging
 import Output
 
@@ -88,6 +89,15 @@ public struct KflowConfiguration: Sendable {
     }
     public var outputBiflow = BiflowMode.split
 
+    /// `sampling.default`: the rate of flows whose exporter told none; 0 = none.
+    public var samplingDefault = 0
+    /// `sampling.override`: rates forced per exporter block.
+    public var samplingOverride = SamplingOverrideList.none
+    /// `output.renormalize`: multiply bytes and pkts by the sampling rate in use.
+    public var outputRenormalize = false
+    /// `output.field.NAME = [PEN/]IE[:type]`, ordered by name (at most `CustomField.maxCount`).
+    public var outputCustomFields: [CustomField] = []
+
     /// Where each effective key's value came from; not part of equality (the same settings from a
     /// different layer are the same configuration).
     var sources: [String: ConfigurationSource] = [:]
@@ -166,14 +176,25 @@ package enum ConfigurationKey: String, CaseIterable {
     case templatesTopic = "templates.topic"
     case nodeID = "node.id"
     case outputBiflow = "output.biflow"
+    case samplingDefault = "sampling.default"
+    case samplingOverride = "sampling.override"
+    case outputRenormalize = "output.renormalize"
+    case outputField = "output.field."
 
     package static let kafkaPropsPrefix = "kafka.props."
+    package static let outputFieldPrefix = "output.field."
 
-    /// The known keys with a single value (all but the `kafka.props.` family).
-    package static let scalarKeys: [ConfigurationKey] = allCases.filter { $0 != .kafkaProps }
+    /// The key families: every key under the prefix is one entry of the setting.
+    package static let families: [ConfigurationKey] = [.kafkaProps, .outputField]
+
+    /// The known keys with a single value (all but the families).
+    package static let scalarKeys: [ConfigurationKey] = allCases.filter { !families.contains($0) }
+
+    /// How the docs name a key: `kafka.props.*` for a family.
+    package var documentedName: String { Self.families.contains(self) ? rawValue + "*" : rawValue }
 
     init?(key: String) {
-        guard !key.hasPrefix(Self.kafkaPropsPrefix) else { return nil }
+        guard !Self.families.contains(where: { key.hasPrefix($0.rawValue) }) else { return nil }
         self.init(rawValue: key)
     }
 
@@ -198,6 +219,10 @@ package enum ConfigurationKey: String, CaseIterable {
         case name(WritableKeyPath<KflowConfiguration, String>)
         /// One of `KflowConfiguration.BiflowMode`.
         case biflow
+        /// true or false.
+        case boolean(WritableKeyPath<KflowConfiguration, Bool>)
+        case samplingOverrides
+        case customFields
     }
 
     var setting: Setting {
@@ -236,6 +261,10 @@ package enum ConfigurationKey: String, CaseIterable {
         case .templatesTopic: return .optionalTopic(\.templatesTopic)
         case .nodeID: return .name(\.nodeID)
         case .outputBiflow: return .biflow
+        case .samplingDefault: return .integer(\.samplingDefault, 0...Int(UInt32.max))
+        case .samplingOverride: return .samplingOverrides
+        case .outputRenormalize: return .boolean(\.outputRenormalize)
+        case .outputField: return .customFields
         }
     }
 
@@ -255,6 +284,8 @@ extension KflowConfiguration {
         for key in ConfigurationKey.allCases {
             if key == .kafkaProps {
                 entries += kafkaProperties.map { (ConfigurationKey.kafkaPropsPrefix + $0.key, $0.value) }
+            } else if key == .outputField {
+                entries += outputCustomFields.map { (ConfigurationKey.outputFieldPrefix + $0.name, $0.description) }
             } else {
                 entries.append((key.rawValue, flatValue(key)))
             }
@@ -275,6 +306,9 @@ extension KflowConfiguration {
         case .outputFields: outputFields.joined(separator: ",")
         case .kafkaProperties: ""
         case .biflow: outputBiflow.rawValue
+        case .boolean(let path): self[keyPath: path] ? "true" : "false"
+        case .samplingOverrides: samplingOverride.description
+        case .customFields: ""
         }
     }
 

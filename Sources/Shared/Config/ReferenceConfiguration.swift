@@ -40,6 +40,11 @@ kafka.props.compression.type=none
 
 # Optional extra JSON fields, comma-separated (KFlow's fields are always present).
 output.fields=
+# Any other field, by configuration: output.field.NAME=[PEN/]IE[:type] writes IE (enterprise PEN's when
+# given) under NAME, after the other fields, in the order of NAME; type is unsigned, signed, float,
+# address, mac, string or hex (default: the IANA type, else unsigned for 1-8 octets, else hex). At most
+# 8. Examples: output.field.app_name=96 (Cisco NBAR applicationName), output.field.rev_bytes=29305/1
+# (RFC 5103 reverse octetDeltaCount). None by default.
 # Records per Kafka message: 1 = one JSON object per message (KFlow's format); N > 1 = up to N
 # newline-separated JSON objects per message.
 output.batch.records=1
@@ -107,5 +112,15 @@ node.id=
 # flows, the reverse one with addresses, ports and interfaces swapped (only when it has counters);
 # forward = the forward direction only.
 output.biflow=split
+# Packet sampling. kflow learns each exporter's rates from its options data (per observation domain
+# and per sampler/selector ID), NetFlow v5 headers and the records themselves; output.fields=sampling
+# writes the rate in use.
+# The rate (1-in-N) of flows whose exporter told none; 0 = none (such flows get no rate).
+sampling.default=0
+# Rates forced per exporter, over anything the exporter says: comma-separated CIDR=RATE entries,
+# the first block holding the exporter wins (e.g. 10.0.0.0/8=1000,2001:db8::/32=512).
+sampling.override=
+# true: bytes and pkts are multiplied by the rate in use (estimated totals); false: as exported.
+output.renormalize=false
 """#
 }

@@ -1,3 +1,4 @@
+import FlowModel
 import KafkaOutput
 import Output
 import CRdKafka
@@ -59,13 +60,25 @@ package struct Resolver {
                 configuration.kafkaKey = value(key, problem: "is not one of none, exporter, exporter-domain, exporter:N (N = 1-\(MessageKey.maxSpread)), flow, flow-symmetric") {
                     MessageKey(parsing: $0)
                 }
-            case .allowList: configuration.serverAllow = allowList(key)
+            case .allowList:
+                configuration.serverAllow = list(key, empty: .everyone) { text throws(AddressPrefix.ParseError) in try AddressAllowList(parsing: text) }
             case .outputFields: configuration.outputFields = outputFields()
             case .kafkaProperties: configuration.kafkaProperties = kafkaProperties(checkingWithLibrdkafka: checkingWithLibrdkafka, teardown: teardown)
             case .biflow:
                 configuration.outputBiflow = value(key, problem: "is not one of split, forward") {
                     KflowConfiguration.BiflowMode(rawValue: $0.lowercased())
                 }
+            case .boolean(let path):
+                configuration[keyPath: path] = value(key, problem: "is not true or false") {
+                    switch $0.lowercased() {
+                    case "true": true
+                    case "false": false
+                    default: nil
+                    }
+                }
+            case .samplingOverrides:
+                configuration.samplingOverride = list(key, empty: .none) { text throws(AddressPrefix.ParseError) in try SamplingOverrideList(parsing: text) }
+            case .customFields: configuration.outputCustomFields = customFields()
             }
         }
         guard issues.isEmpty else { return nil }
@@ -97,17 +110,45 @@ package struct Resolver {
         value(key, problem: "is not a whole number from \(range.lowerBound) to \(range.upperBound)") { Self.integer($0, in: range) }
     }
 
-    /// A comma-separated list of CIDR blocks; the issue names the entry that is not one.
-    private mutating func allowList(_ key: ConfigurationKey) -> AddressAllowList {
-        guard let found = lookup.find(key.rawValue) else { return .everyone }
+    /// A list of `server.allow` or `sampling.override` through `parse`; the issue names the entry that is
+    /// wrong, and `empty` stands in.
+    private mutating func list<List>(
+        _ key: ConfigurationKey, empty: List, _ parse: (String) throws(AddressPrefix.ParseError) -> List
+    ) -> List {
+        guard let found = lookup.find(key.rawValue) else { return empty }
         do throws(AddressPrefix.ParseError) {
-            let list = try AddressAllowList(parsing: found.value)
+            let list = try parse(found.value)
             sources[key.rawValue] = found.source
             return list
         } catch {
             issues.append(Issue(key: key.rawValue, value: found.value, problem: error.problem, source: found.source))
-            return .everyone
+            return empty
         }
+    }
+
+    /// `output.field.NAME = [PEN/]IE[:type]`, by name; NAME must not be a KFlow key or an `output.fields` name.
+    private mutating func customFields() -> [CustomField] {
+        let prefix = ConfigurationKey.outputFieldPrefix
+        var fields: [CustomField] = []
+        for key in lookup.keys(under: prefix).sorted() {
+            guard let found = lookup.find(key) else { continue }
+            let name = String(key.dropFirst(prefix.count))
+            do throws(CustomFieldError) {
+                if outputFieldNames?.contains(name) == true {
+                    throw CustomFieldError(problem: "names the field '\(name)', which output.fields already offers")
+                }
+                fields.append(try CustomField(name: name, parsing: found.value.trimmingBlanks()))
+                sources[key] = found.source
+            } catch {
+                issues.append(Issue(key: key, value: found.value, problem: error.problem, source: found.source))
+            }
+        }
+        if fields.count > CustomField.maxCount {
+            issues.append(Issue(
+                key: prefix + "*", value: nil, problem: "are \(fields.count) fields; at most \(CustomField.maxCount) may be chosen",
+                source: sources[prefix + (fields.last?.name ?? "")] ?? .builtInDefault))
+        }
+        return fields
     }
 
     private static func integer(_ text: String, in range: ClosedRange<Int>) -> Int? {
@@ -266,6 +307,7 @@ private protocol Placeholder { static var placeholder: Self { get } }
 extension String: Placeholder { static var placeholder: String { "" } }
 extension UInt16: Placeholder { static var placeholder: UInt16 { 0 } }
 extension Int: Placeholder { static var placeholder: Int { 0 } }
+extension Bool: Placeholder { static var placeholder: Bool { false } }
 extension KflowConfiguration.LogLevel: Placeholder { static var placeholder: Self { .info } }
 extension MessageKey: Placeholder { static var placeholder: Self { .none } }
 extension KflowConfiguration.BiflowMode: Placeholder { static var placeholder: Self { .split } }

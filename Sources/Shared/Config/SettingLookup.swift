@@ -4,8 +4,14 @@
 /// swift-configuration and the Foundation Essentials it brings (issue 13: footprint).
 package protocol SettingLookup {
     func find(_ key: String) -> FoundSetting?
-    /// Every `kafka.props.*` key any layer sets (a bare `kafka.props.` is reported as unknown instead).
-    var kafkaPropertyKeys: Set<String> { get }
+    /// Every key under `prefix` (a family: `kafka.props.`, `output.field.`) any layer sets, the bare
+    /// prefix excepted (it is reported as unknown instead).
+    func keys(under prefix: String) -> Set<String>
+}
+
+extension SettingLookup {
+    /// Every `kafka.props.*` key any layer sets.
+    var kafkaPropertyKeys: Set<String> { keys(under: ConfigurationKey.kafkaPropsPrefix) }
 }
 
 package struct FoundSetting {
@@ -78,9 +84,8 @@ struct RawLayers: SettingLookup {
         return nil
     }
 
-    var kafkaPropertyKeys: Set<String> {
-        let prefix = ConfigurationKey.kafkaPropsPrefix
-        return Set(layers.flatMap { $0.keys.filter { $0.hasPrefix(prefix) && $0.count > prefix.count } })
+    func keys(under prefix: String) -> Set<String> {
+        Set(layers.flatMap { $0.keys.filter { $0.hasPrefix(prefix) && $0.count > prefix.count } })
     }
 }
 
@@ -132,6 +137,10 @@ package enum ConfigurationLoader {
             if entry.key.hasPrefix(ConfigurationKey.kafkaPropsPrefix) {
                 guard entry.key.count == ConfigurationKey.kafkaPropsPrefix.count else { return nil }
                 return Issue(key: entry.key, value: nil, problem: "names no librdkafka property", source: entry.source)
+            }
+            if entry.key.hasPrefix(ConfigurationKey.outputFieldPrefix) {
+                guard entry.key.count == ConfigurationKey.outputFieldPrefix.count else { return nil }
+                return Issue(key: entry.key, value: nil, problem: "names no field (output.field.NAME)", source: entry.source)
             }
             guard ConfigurationKey(key: entry.key) == nil else { return nil }
             return Issue(key: entry.key, value: nil, problem: "is not a kflow setting", source: entry.source)

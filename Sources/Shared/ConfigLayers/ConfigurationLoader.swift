@@ -195,9 +195,9 @@ struct LayeredLookup: SettingLookup {
         )
     }
 
-    var kafkaPropertyKeys: Set<String> {
-        let prefix = ConfigurationKey.kafkaPropsPrefix
-        return Set(layers.flatMap { $0.keys.filter { $0.hasPrefix(prefix) && $0.count > prefix.count } })
+    /// Every key under `prefix` (a family) any layer sets, the bare prefix excepted.
+    func keys(under prefix: String) -> Set<String> {
+        Set(layers.flatMap { $0.keys.filter { $0.hasPrefix(prefix) && $0.count > prefix.count } })
     }
 }
 

@@ -27,6 +27,9 @@ public final class FlowDecoder {
 
     deinit { batchStorage.deallocate() }
 
+    /// Where this decoder's records keep their `output.field.*` values: the encoder reads them there.
+    public var customValues: CustomValueStore { cache.configuration.customValues }
+
     /// Templates currently cached, across all sessions and domains.
     public var activeTemplateCount: Int { cache.templateCount }
 
@@ -72,6 +75,23 @@ public final class FlowDecoder {
         sflowAgents.forEach(body)
     }
 
+    /// The sampling rates in use, for the per-sampler gauge: per exporter session and observation
+    /// domain, the domain's own rate (`sampler` nil) and each sampler's; `sampling.override` replaces
+    /// each where it applies. Domains without any rate are left out.
+    public func forEachSamplingRate(_ body: (ExporterAddress, _ domain: UInt32, _ sampler: UInt64?, _ rate: UInt32) -> Void) {
+        for (exporter, session) in cache.sessions {
+            let override = session.samplingOverride
+            for (domain, state) in session.domains {
+                if override != 0 || state.samplingInterval != 0 {
+                    body(exporter, domain, nil, override != 0 ? override : state.samplingInterval)
+                }
+                for sampler in state.samplers.samplers {
+                    body(exporter, domain, sampler.id, override != 0 ? override : sampler.rate)
+                }
+            }
+        }
+    }
+
     /// Decodes one UDP payload; version 10 = IPFIX, 9 = NetFlow v9, 5 = NetFlow v5, a first 32-bit word
     /// of 5 = sFlow v5 (no NetFlow/IPFIX version is 0); anything else is counted as an error.
     /// `arrivalMs` (ms since the epoch) is sFlow's record time, which has no export time; 0 = `nowSeconds`.
@@ -98,6 +118,8 @@ public final class FlowDecoder {
         _ payload: UnsafeRawBufferPointer, from exporter: ExporterAddress, nowSeconds: UInt32, arrivalMs: UInt64 = 0,
         batches body: (UnsafeBufferPointer<FlowRecord>) -> Void
     ) {
+        // Custom field values are offsets into this datagram (`CustomValueStore`).
+        cache.configuration.customValues.base = payload.baseAddress
         withoutActuallyEscaping(body) { deliver in
             var batch = RecordBatch(storage: batchStorage, deliver: deliver)
             dispatch(payload, from: exporter, nowSeconds: nowSeconds, arrivalMs: arrivalMs, into: &batch)

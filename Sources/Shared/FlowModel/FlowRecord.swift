@@ -28,6 +28,13 @@ public struct FlowRecord: Sendable {
 
     /// `dvc`: the UDP source address of the datagram that carried the record.
     public var exporter: IPAddress
+    // Fields chosen by `output.field.*` (`CustomValueStore`); declared here, where `exporter` leaves
+    // padding, so they cost no size. Bit i of `customPresent`: configured field i has a value;
+    // of `customVariableLength`: its template declares it variable-length (its default type does not
+    // follow each value's length). `customRow`: the record's row in the store (its place in its batch).
+    public var customPresent: UInt8
+    public var customVariableLength: UInt8
+    public var customRow: UInt8
     /// The observation domain (IPFIX) or source ID (NetFlow v9) of the message.
     public var observationDomain: UInt32
     /// `time`: the message's export time, in milliseconds since the epoch.
@@ -88,6 +95,9 @@ public struct FlowRecord: Sendable {
         dstMask = 0
         samplingInterval = 0
         present = []
+        customPresent = 0
+        customVariableLength = 0
+        customRow = 0
     }
 
     /// A record of the same message as `message` (its exporter, domain and export time), every flow field

@@ -8,20 +8,26 @@ import FlowModel
 /// per record is the only capacity check.
 public struct KFlowJSONEncoder: Sendable {
     public let fields: OutputFields
+    /// Fields chosen by `output.field.*`, in slot order (the decoder's `customFields`), written last.
+    public let custom: [CustomField]
+    /// Where the decoder put their values (`FlowDecoder.customValues`); nil when none are configured.
+    @usableFromInline let customValues: CustomValueStore?
     /// The longest JSON text one record can produce with `fields` (plus the writers' overrun slack).
     public let maxRecordBytes: Int
 
     /// `fields` ∩ `OutputFields.alwaysKnown`: written whatever the record has.
     @usableFromInline let alwaysSelected: UInt32
 
-    public init(fields: OutputFields = []) {
+    public init(fields: OutputFields = [], custom: [CustomField] = [], values: CustomValueStore? = nil) {
         self.fields = fields
+        self.custom = values == nil ? [] : Array(custom.prefix(CustomField.maxCount))
+        customValues = values
         alwaysSelected = fields.intersection(.alwaysKnown).rawValue
         var bound = JSONKeys.baseBound + TextLimits.overrun
         for field in OutputField.allCases where fields.contains(OutputFields(field)) {
             bound += JSONKeys.extraKeyBytes(field) + field.spec.maxValueBytes
         }
-        maxRecordBytes = bound
+        maxRecordBytes = self.custom.reduce(bound) { $0 + $1.maxJSONBytes }
     }
 
     /// Appends the record's JSON (no newline). Returns false, writing nothing, when the buffer has fewer
@@ -61,6 +67,10 @@ public struct KFlowJSONEncoder: Sendable {
         // OutputFields share FlowRecord.Present's bits (`OutputField`).
         let selected = (fields.rawValue & record.present.rawValue) | alwaysSelected
         if selected != 0 { cursor.position = writeExtras(record, selected: selected, at: cursor.position) }
+        // Never set unless output.field.* is configured: one predictable branch.
+        if record.customPresent != 0, let customValues {
+            cursor.position = CustomFieldText.write(record, fields: custom, values: customValues, at: cursor.position)
+        }
         cursor.append(UInt8(ascii: "}"))
         return cursor.position
     }

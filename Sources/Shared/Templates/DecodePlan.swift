@@ -1,18 +1,28 @@
+import FlowModel
 import WireFormat
 
 /// Which `FlowRecord` field (or per-record scratch value) a template field feeds.
-package enum FieldTarget: UInt8, Sendable {
+package enum FieldTarget: UInt8, CaseIterable, Sendable {
     case skip
     case srcV4, dstV4, srcV6, dstV6, nextHopV4, nextHopV6
     case srcPort, dstPort, proto, tcpFlags, bytes, packets
     case inputInterface, outputInterface, srcAS, dstAS, vlan, tos, direction, srcMask, dstMask
     case flowStart, flowEnd, systemInitTime, samplingInterval
+    // Sampling: the raw values `SamplingFields` turns into a rate, and the sampler (selector) ID.
+    case samplerRandomInterval, samplingPacketInterval, samplingPacketSpace, samplingSize, samplingPopulation
+    case samplerID
+    /// A field chosen by configuration (`output.field.*`): its octets' place goes to slot `FieldOp.slot`.
+    case custom
     /// The reverse direction of a biflow record (RFC 5103 PEN 29305 IEs, or NSEL responder counters):
-    /// compiled only when biflows are split (`DecoderConfiguration.splitsBiflows`).
+    /// compiled only when biflows are split (`DecoderConfiguration.splitsBiflows`). Last: the compiler
+    /// drops every target from `reverseBytes` on when a template is no biflow.
     case reverseBytes, reversePackets, reverseTcpFlags, reverseTos, reverseFlowStart, reverseFlowEnd
 
-    /// The last case: sizes the compiler's per-target tables.
-    static let lastCase = FieldTarget.reverseFlowEnd
+    /// The targets that feed a record's sampling rate or sampler ID (never a flow field of their own).
+    package static let samplingTargets: Set<FieldTarget> = [
+        .samplingInterval, .samplerRandomInterval, .samplingPacketInterval, .samplingPacketSpace, .samplingSize,
+        .samplingPopulation, .samplerID,
+    ]
 }
 
 /// How a template encodes the flow start or end time; decides the conversion to epoch milliseconds.
@@ -57,12 +67,17 @@ package struct FieldOp: Sendable {
     package var target: FieldTarget
     /// The field's length is in the record (RFC 7011 §7), not in `length`.
     package var isVariable: Bool
+    /// `.custom` ops: the configured field's index (`DecoderConfiguration.customFields`), plus
+    /// `variableLengthSlot` when the template declares the field variable-length.
+    package var slot: UInt8
+    package static let variableLengthSlot: UInt8 = 0x80
 
-    package init(offset: Int, length: Int, target: FieldTarget, isVariable: Bool = false) {
+    package init(offset: Int, length: Int, target: FieldTarget, isVariable: Bool = false, slot: UInt8 = 0) {
         self.offset = offset
         self.length = length
         self.target = target
         self.isVariable = isVariable
+        self.slot = slot
     }
 }
 
@@ -91,6 +106,9 @@ package final class DecodePlan: Sendable {
     /// counters, interfaces, times, ...): its records are walked and counted but never emitted, so a
     /// template of padding or unknown IEs cannot turn each octet of a data set into an empty flow.
     package let hasFlowFields: Bool
+    /// True when a data template's records carry their own sampling values or sampler ID: only their
+    /// records look a rate up per record; the others take the domain's, resolved once per data set.
+    package let readsSampling: Bool
     /// What keeping this plan in the cache costs, in bytes: the definition, the ops and a fixed
     /// overhead (objects, array headers, the cache's dictionary slot). What the byte budgets count.
     package let memoryCost: Int
@@ -102,7 +120,8 @@ package final class DecodePlan: Sendable {
     private init(
         templateID: UInt16, isOptions: Bool, isFixedLength: Bool, recordLength: Int, ops: [FieldOp],
         startEncoding: TimeEncoding, endEncoding: TimeEncoding, reverseStartEncoding: TimeEncoding,
-        reverseEndEncoding: TimeEncoding, isBiflow: Bool, definition: [UInt8], hasFlowFields: Bool
+        reverseEndEncoding: TimeEncoding, isBiflow: Bool, definition: [UInt8], hasFlowFields: Bool,
+        readsSampling: Bool
     ) {
         self.templateID = templateID
         self.isOptions = isOptions
@@ -116,6 +135,7 @@ package final class DecodePlan: Sendable {
         self.isBiflow = isBiflow
         self.definition = definition
         self.hasFlowFields = hasFlowFields
+        self.readsSampling = readsSampling
         self.memoryCost = definition.count + ops.count * MemoryLayout<FieldOp>.stride + Self.fixedMemoryCost
     }
 
@@ -128,8 +148,13 @@ package final class DecodePlan: Sendable {
     /// Compiles a template. For each record field kflow emits, the first valid occurrence of the
     /// highest-ranked IE wins (see docs/DECODING.md); later duplicates and unknown IEs are skipped.
     /// With `splitBiflows`, reverse-direction fields (RFC 5103, NSEL responder counters) are compiled too.
+    ///
+    /// `custom` fields (flow templates only) take fields kflow does not use otherwise, first occurrence
+    /// each; one kflow uses too is read for both in a fixed-length template, only for kflow's own field in
+    /// a variable-length one (its ops are a walk, one per field).
     package static func compile(
-        templateID: UInt16, isOptions: Bool, fields: [TemplateField], definition: [UInt8], splitBiflows: Bool = false
+        templateID: UInt16, isOptions: Bool, fields: [TemplateField], definition: [UInt8], splitBiflows: Bool = false,
+        custom: [CustomField] = []
     ) -> Result<DecodePlan, CompileError> {
         var minimumLength = 0
         var isFixedLength = true
@@ -144,19 +169,22 @@ package final class DecodePlan: Sendable {
         guard minimumLength > 0 else { return .failure(.zeroLengthRecord(templateID: templateID)) }
 
         // Pick, per target, the field index with the best rank (lowest), first occurrence on ties.
-        var winner = [Int](repeating: -1, count: Int(FieldTarget.lastCase.rawValue) + 1)
+        var winner = [Int](repeating: -1, count: FieldTarget.allCases.count)
         var winnerRank = [Int](repeating: Int.max, count: winner.count)
         var startEncoding = TimeEncoding.none, endEncoding = TimeEncoding.none
         var reverseStartEncoding = TimeEncoding.none, reverseEndEncoding = TimeEncoding.none
         var encodingOfField = [TimeEncoding](repeating: .none, count: fields.count)
-        for (index, field) in fields.enumerated() where !field.isScope {
+        for (index, field) in fields.enumerated() {
             let found: Mapping?
             switch field.enterpriseNumber {
             case 0: found = Self.mapping(of: field.id, isOptions: isOptions)
             case reversePEN where splitBiflows && !isOptions: found = Self.reverseMapping(of: field.id)
             default: found = nil
             }
+            // Scope fields are read only for the sampler ID (IPFIX scopes options by selectorId/samplerId);
+            // NetFlow v9 scope types (1-5) are another namespace and map to nothing here.
             guard let mapping = found,
+                !field.isScope || mapping.target == .samplerID,
                 Self.isUsableLength(field.length, for: mapping.target, encoding: mapping.encoding)
             else { continue }
             let slot = Int(mapping.target.rawValue)
@@ -199,6 +227,17 @@ package final class DecodePlan: Sendable {
             reverseEndEncoding = .none
         }
 
+        // Custom fields: the first field of each that is not a scope field.
+        var slotOfField = [Int](repeating: -1, count: fields.count)
+        if !isOptions, !custom.isEmpty {
+            for (slot, wanted) in custom.enumerated() {
+                guard let index = fields.firstIndex(where: { field in
+                    !field.isScope && field.id == wanted.id && field.enterpriseNumber == wanted.enterprise
+                }) else { continue }
+                slotOfField[index] = slot
+            }
+        }
+
         // Fixed-length: only the fields kflow uses, at their offsets. Variable-length: the fields in
         // order, a run of unused fixed-length fields merged into one skip and zero-length fields (real
         // exporters send them: Juniper, some v9 ones) left out, as they occupy nothing. So a record costs
@@ -209,11 +248,18 @@ package final class DecodePlan: Sendable {
         for (index, field) in fields.enumerated() {
             let length = Int(field.length)
             let target = targetOfField[index]
+            let slot = slotOfField[index]
             if isFixedLength {
                 if target != .skip { ops.append(FieldOp(offset: offset, length: length, target: target)) }
+                if slot >= 0 { ops.append(FieldOp(offset: offset, length: length, target: .custom, slot: UInt8(slot))) }
                 offset += length
             } else if field.length == 0 {
                 continue
+            } else if slot >= 0, target == .skip {
+                let isVariable = field.length == InformationElement.variableLength
+                ops.append(FieldOp(
+                    offset: 0, length: isVariable ? 0 : length, target: .custom, isVariable: isVariable,
+                    slot: UInt8(slot) | (isVariable ? FieldOp.variableLengthSlot : 0)))
             } else if field.length == InformationElement.variableLength {
                 ops.append(FieldOp(offset: 0, length: 0, target: target, isVariable: true))
             } else if target == .skip, let last = ops.last, last.target == .skip, !last.isVariable {
@@ -224,14 +270,17 @@ package final class DecodePlan: Sendable {
         }
         // Any field kflow emits counts: real exporters send records of interfaces and times alone
         // (Juniper's data-link and SRv6 templates, EoMPLS), and their flows must stay.
-        let hasFlowFields = !isOptions && targetOfField.contains { ![.skip, .systemInitTime, .samplingInterval].contains($0) }
+        let hasFlowFields = !isOptions && targetOfField.contains {
+            $0 != .skip && $0 != .systemInitTime && !FieldTarget.samplingTargets.contains($0)
+        }
+        let readsSampling = !isOptions && targetOfField.contains { FieldTarget.samplingTargets.contains($0) }
         return .success(
             DecodePlan(
                 templateID: templateID, isOptions: isOptions, isFixedLength: isFixedLength,
                 recordLength: minimumLength, ops: ops, startEncoding: startEncoding,
                 endEncoding: endEncoding, reverseStartEncoding: reverseStartEncoding,
                 reverseEndEncoding: reverseEndEncoding, isBiflow: isBiflow, definition: definition,
-                hasFlowFields: hasFlowFields))
+                hasFlowFields: hasFlowFields, readsSampling: readsSampling))
     }
 
     private struct Mapping {
@@ -245,14 +294,10 @@ package final class DecodePlan: Sendable {
         typealias IE = InformationElement
         if isOptions {
             // Options records only feed the per-domain sampling and uptime state.
-            switch id {
-            case IE.samplingInterval: return Mapping(target: .samplingInterval, rank: 0)
-            case IE.samplingPacketInterval: return Mapping(target: .samplingInterval, rank: 1)
-            case IE.samplerRandomInterval: return Mapping(target: .samplingInterval, rank: 2)
-            case IE.systemInitTimeMilliseconds: return Mapping(target: .systemInitTime, rank: 0)
-            default: return nil
-            }
+            if id == IE.systemInitTimeMilliseconds { return Mapping(target: .systemInitTime, rank: 0) }
+            return samplingMapping(of: id)
         }
+        if let sampling = samplingMapping(of: id) { return sampling }
         switch id {
         case IE.sourceIPv4Address: return Mapping(target: .srcV4, rank: 0)
         case IE.destinationIPv4Address: return Mapping(target: .dstV4, rank: 0)
@@ -302,9 +347,22 @@ package final class DecodePlan: Sendable {
         case IE.flowEndDeltaMicroseconds: return Mapping(target: .flowEnd, rank: 4, encoding: .deltaMicroseconds)
         case IE.flowEndSysUpTime: return Mapping(target: .flowEnd, rank: 5, encoding: .sysUpTime)
         case IE.systemInitTimeMilliseconds: return Mapping(target: .systemInitTime, rank: 0)
+        default: return nil
+        }
+    }
+
+    /// The sampling IEs, in options and data records alike (see `SamplingFields` for their meaning).
+    private static func samplingMapping(of id: UInt16) -> Mapping? {
+        typealias IE = InformationElement
+        switch id {
         case IE.samplingInterval: return Mapping(target: .samplingInterval, rank: 0)
-        case IE.samplingPacketInterval: return Mapping(target: .samplingInterval, rank: 1)
-        case IE.samplerRandomInterval: return Mapping(target: .samplingInterval, rank: 2)
+        case IE.samplerRandomInterval: return Mapping(target: .samplerRandomInterval, rank: 0)
+        case IE.samplingPacketInterval: return Mapping(target: .samplingPacketInterval, rank: 0)
+        case IE.samplingPacketSpace: return Mapping(target: .samplingPacketSpace, rank: 0)
+        case IE.samplingSize: return Mapping(target: .samplingSize, rank: 0)
+        case IE.samplingPopulation: return Mapping(target: .samplingPopulation, rank: 0)
+        case IE.selectorId: return Mapping(target: .samplerID, rank: 0)
+        case IE.samplerId: return Mapping(target: .samplerID, rank: 1)
         default: return nil
         }
     }

@@ -1,3 +1,5 @@
+import FlowModel
+
 /// Limits and lifetimes of the template cache. Every limit exists so that a hostile or broken
 /// exporter cannot make the collector grow without bound; the defaults are far above what real
 /// exporters use (a busy IOS-XR router defines a few dozen templates per observation domain).
@@ -26,6 +28,13 @@ public struct DecoderConfiguration: Sendable {
     /// reverse one with addresses, ports and interfaces swapped (`output.biflow = split`); false keeps
     /// only the forward direction (`forward`).
     public var splitsBiflows: Bool = true
+    /// Default rate, per-exporter overrides and renormalisation of sampled flows.
+    public var sampling = SamplingConfiguration()
+    /// Fields chosen by configuration (`output.field.*`), compiled into every template that has them.
+    public var customFields: [CustomField] = []
+    /// Where the decoder puts the records' custom values and the encoder reads them (share it with
+    /// the encoder: `KFlowJSONEncoder(custom:values:)`).
+    public let customValues = CustomValueStore()
 
     public init(
         templateLifetimeSeconds: UInt32 = 1800,
@@ -36,7 +45,9 @@ public struct DecoderConfiguration: Sendable {
         maxTemplateBytesTotal: Int = 64 << 20,
         maxTemplateBytesPerSession: Int = 4 << 20,
         maxSessionsPerAddress: Int = 64,
-        splitsBiflows: Bool = true
+        splitsBiflows: Bool = true,
+        sampling: SamplingConfiguration = SamplingConfiguration(),
+        customFields: [CustomField] = []
     ) {
         self.templateLifetimeSeconds = templateLifetimeSeconds
         self.maxTemplatesPerSession = max(1, maxTemplatesPerSession)
@@ -47,5 +58,7 @@ public struct DecoderConfiguration: Sendable {
         self.maxTemplateBytesPerSession = max(1, maxTemplateBytesPerSession)
         self.maxSessionsPerAddress = max(1, maxSessionsPerAddress)
         self.splitsBiflows = splitsBiflows
+        self.sampling = sampling
+        self.customFields = Array(customFields.prefix(CustomField.maxCount))
     }
 }

@@ -34,7 +34,12 @@ package struct DomainExtension: Sendable {
 
 extension DomainExtension {
     /// Every kind, in the order written. Append rows; never renumber a kind.
-    package static let all: [DomainExtension] = [sequence]
+    package static let all: [DomainExtension] = [samplers, sequence]
+
+    /// Kind 3: the domain's samplers and their rates (`SamplerTable`).
+    package static let samplers = DomainExtension(
+        kind: 3, encodedLength: { $0.samplers.encodedLength }, write: { $0.samplers.write(into: &$1) },
+        apply: { $1.samplers.merge(encoded: $0) })
 
     /// Kind 4: the domain's export sequence state (`SequenceTracker`): expected number, open holes. It
     /// replaces the importer's only while that has seen no message of the stream live, and a copy from the

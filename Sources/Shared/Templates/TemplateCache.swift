@@ -47,6 +47,8 @@ package final class DomainState {
     package var optionsRefreshedSeconds: UInt32 = 0
     /// The domain's export sequence numbers (IPFIX, NetFlow v9); carried in snapshots (extension kind 4).
     package var sequence = SequenceTracker()
+    /// The rates of the samplers the domain's options records named (extension kind 3).
+    package var samplers = SamplerTable()
 }
 
 /// A numbered stream of messages within a transport session, for the protocols without templates:
@@ -90,6 +92,8 @@ package final class TransportSession {
         guard streamSequences[stream] != nil || streamSequences.count < Self.maxSequenceStreams else { return nil }
         return streamSequences[stream, default: SequenceTracker()].observe(sequence, count: count, uptimeMs: uptimeMs)
     }
+    /// `sampling.override`'s rate for this exporter (0: none), resolved once when the session is created.
+    package var samplingOverride: UInt32 = 0
     /// Links of the cache's recency list this session is on (with or without templates); the cache
     /// alone changes them, and unlinks a session when it forgets it.
     fileprivate var newer: TransportSession?
@@ -324,6 +328,9 @@ package final class TemplateCache {
             state.samplingInterval = values.samplingInterval
             generation &+= 1
         }
+        for sampler in values.samplers where state.samplers.set(sampler: sampler.id, rate: sampler.rate) {
+            generation &+= 1
+        }
         if values.systemInitTimeMs != 0, values.systemInitTimeMs != state.systemInitTimeMs {
             state.systemInitTimeMs = values.systemInitTimeMs
             generation &+= 1
@@ -423,6 +430,7 @@ package final class TemplateCache {
 
     private func add(_ exporter: ExporterAddress) -> TransportSession {
         let session = TransportSession(exporter: exporter)
+        session.samplingOverride = configuration.sampling.overrideRate(for: exporter.address.unmapped)
         sessions[exporter] = session
         sessionsOfAddress[exporter.address, default: []].append(session)
         withoutTemplates.pushNewest(session)

@@ -370,16 +370,16 @@ private struct SnapshotReader {
 }
 
 extension [UInt8] {
-    fileprivate mutating func appendBE16(_ value: UInt16) {
+    mutating func appendBE16(_ value: UInt16) {
         append(UInt8(truncatingIfNeeded: value >> 8))
         append(UInt8(truncatingIfNeeded: value))
     }
 
-    fileprivate mutating func appendBE32(_ value: UInt32) {
+    mutating func appendBE32(_ value: UInt32) {
         for shift in stride(from: 24, through: 0, by: -8) { append(UInt8(truncatingIfNeeded: value >> UInt32(shift))) }
     }
 
-    fileprivate mutating func appendBE64(_ value: UInt64) {
+    mutating func appendBE64(_ value: UInt64) {
         for shift in stride(from: 56, through: 0, by: -8) { append(UInt8(truncatingIfNeeded: value >> UInt64(shift))) }
     }
 

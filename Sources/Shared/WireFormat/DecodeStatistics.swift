@@ -126,6 +126,9 @@ public struct DecodeStatistics: Sendable {
     /// sync of sessions held here) took over; the latter are also in `templatesImported`.
     public var siblingLookups: UInt64 = 0
     public var templatesFromSiblings: UInt64 = 0
+    /// Flow records for which neither the exporter (record, options data, v5 header) nor
+    /// `sampling.override` gave a sampling rate (`sampling.default`, if set, was used for them).
+    public var flowsWithUnknownSampling: UInt64 = 0
 
     private var errorCounts = [UInt64](repeating: 0, count: DecodeErrorKind.allCases.count)
 

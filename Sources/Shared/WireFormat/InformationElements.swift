@@ -29,6 +29,8 @@
     @inlinable package static var sourceIPv6PrefixLength: UInt16 { 29 }
     @inlinable package static var destinationIPv6PrefixLength: UInt16 { 30 }
     @inlinable package static var samplingInterval: UInt16 { 34 }
+    /// NetFlow v9 FLOW_SAMPLER_ID / IPFIX samplerId (deprecated for selectorId 302, still sent).
+    @inlinable package static var samplerId: UInt16 { 48 }
     @inlinable package static var samplerRandomInterval: UInt16 { 50 }
     @inlinable package static var vlanId: UInt16 { 58 }
     @inlinable package static var flowDirection: UInt16 { 61 }
@@ -52,7 +54,11 @@
     @inlinable package static var dot1qVlanId: UInt16 { 243 }
     @inlinable package static var initiatorPackets: UInt16 { 298 }
     @inlinable package static var responderPackets: UInt16 { 299 }
+    @inlinable package static var selectorId: UInt16 { 302 }
     @inlinable package static var samplingPacketInterval: UInt16 { 305 }
+    @inlinable package static var samplingPacketSpace: UInt16 { 306 }
+    @inlinable package static var samplingSize: UInt16 { 309 }
+    @inlinable package static var samplingPopulation: UInt16 { 310 }
 
     /// The length that marks a variable-length field in a template (RFC 7011 §7).
     @inlinable package static var variableLength: UInt16 { 0xFFFF }

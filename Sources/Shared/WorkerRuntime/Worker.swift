@@ -108,7 +108,12 @@ public final class Worker {
             maxTemplateBytesTotal: configuration.templatesMaxBytes,
             maxTemplateBytesPerSession: configuration.templatesMaxBytesPerSession,
             maxSessionsPerAddress: configuration.exportersMaxPerAddress,
-            splitsBiflows: configuration.outputBiflow == .split))
+            splitsBiflows: configuration.outputBiflow == .split,
+            sampling: SamplingConfiguration(
+                defaultRate: UInt32(clamping: configuration.samplingDefault),
+                overrides: configuration.samplingOverride.entries.map { (prefix: $0.prefix, rate: $0.rate) },
+                renormalize: configuration.outputRenormalize),
+            customFields: configuration.outputCustomFields))
         let fields: OutputFields
         do { fields = try OutputFields(parsing: configuration.outputFields.joined(separator: ",")) } catch {
             throw .configuration("\(error)")
@@ -135,8 +140,9 @@ public final class Worker {
         }
         stateFiles = configuration.templatesStateDirectory.isEmpty
             ? nil : TemplateStateFiles(directory: configuration.templatesStateDirectory, slot: launch.slot)
-        let batch = JSONMessageBatch(encoder: KFlowJSONEncoder(fields: fields), maxRecords: configuration.outputBatchRecords,
-                                     keyMode: configuration.kafkaKey)
+        let batch = JSONMessageBatch(
+            encoder: KFlowJSONEncoder(fields: fields, custom: configuration.outputCustomFields, values: decoder.customValues),
+            maxRecords: configuration.outputBatchRecords, keyMode: configuration.kafkaKey)
         spreadsSessions = configuration.serverBalance == "round-robin" && !siblings.isEmpty
         // Round-robin: the template's datagram and the next data sets reach different workers at once.
         let wait = spreadsSessions
@@ -365,6 +371,11 @@ public final class Worker {
             agents.sort { ($0.samplesDropped, $0.samplePool) > ($1.samplesDropped, $1.samplePool) }
         }
         segment.publishSFlowAgents(agents)
+        var samplers: [WorkerSegment.SamplerEntry] = []
+        decoder.forEachSamplingRate { exporter, domain, sampler, rate in
+            samplers.append(.init(address: exporter.address, port: exporter.port, domain: domain, sampler: sampler, rate: rate))
+        }
+        segment.publishSamplers(samplers)
     }
 
     /// How soon a changed template cache is published again. 100 ms; with round-robin 5 ms while the

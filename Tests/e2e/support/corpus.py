@@ -34,9 +34,8 @@ class Sequence:
     def header(self, index: int) -> dict:
         return self.truth["packets"][index]["header"]
 
-    def flow_rows(self) -> list[dict]:
-        """The TSV rows of flow data records (options data records dropped), with the packet index."""
-        root = corpus_dir()
+    def options_template_ids(self) -> set[int]:
+        """The IDs of the options templates the sequence defines (their data records are not flows)."""
         options_ids: set[int] = set()
         for packet in self.truth["packets"]:
             for s in packet.get("sets", []):
@@ -44,6 +43,12 @@ class Sequence:
                     match = _OPTIONS_TEMPLATE.search(template)
                     if match:
                         options_ids.add(int(match.group(1)))
+        return options_ids
+
+    def flow_rows(self) -> list[dict]:
+        """The TSV rows of flow data records (options data records dropped), with the packet index."""
+        root = corpus_dir()
+        options_ids = self.options_template_ids()
         with open(root / "truth" / f"{self.name}.tsv", newline="") as handle:
             rows = list(csv.DictReader(handle, delimiter="\t"))
         out = []

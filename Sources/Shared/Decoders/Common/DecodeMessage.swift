@@ -45,8 +45,10 @@ struct DecodeMessage {
         {
             return
         }
-        switch DecodePlan.compile(templateID: templateID, isOptions: isOptions, fields: fields(), definition: Array(definition),
-            splitBiflows: cache.configuration.splitsBiflows) {
+        switch DecodePlan.compile(
+            templateID: templateID, isOptions: isOptions, fields: fields(), definition: Array(definition),
+            splitBiflows: cache.configuration.splitsBiflows, custom: cache.configuration.customFields)
+        {
         case .success(let plan):
             cache.store(plan, format: format, domain: domain, in: session, nowSeconds: nowSeconds, statistics: &statistics)
         case .failure:
@@ -74,12 +76,21 @@ struct DecodeMessage {
         case .netFlowV9: true
         case .ipfix: false
         }
-        let context = MessageContext(
-            exportTimeSeconds: exportSeconds, isNetFlowV9: isNetFlowV9, v9SysUptimeMs: v9SysUptimeMs,
-            domainSystemInitTimeMs: state.systemInitTimeMs, domainSamplingInterval: state.samplingInterval)
+        let override = session.samplingOverride
+        let policy = cache.configuration.sampling
         var options = OptionsValues()
-        let outcome = RecordDecoding.decodeDataSet(
-            bytes, range: body, plan: plan, context: context, messageRecord: record, options: &options, batch: &batch)
+        let outcome = state.samplers.samplers.withUnsafeBufferPointer { samplers in
+            let sampling = SamplingContext(
+                fallbackRate: override != 0 ? override : state.samplers.fallbackRate(domainRate: state.samplingInterval),
+                isOverridden: override != 0, samplers: samplers, defaultRate: policy.defaultRate,
+                renormalize: policy.renormalize)
+            let context = MessageContext(
+                exportTimeSeconds: exportSeconds, isNetFlowV9: isNetFlowV9, v9SysUptimeMs: v9SysUptimeMs,
+                domainSystemInitTimeMs: state.systemInitTimeMs, sampling: sampling,
+                customRows: cache.configuration.customValues.rows)
+            return RecordDecoding.decodeDataSet(
+                bytes, range: body, plan: plan, context: context, messageRecord: record, options: &options, batch: &batch)
+        }
         if outcome.truncated { statistics.count(.truncatedRecord) }
         if plan.isOptions {
             statistics.optionsRecords &+= UInt64(outcome.records)
@@ -87,6 +98,7 @@ struct DecodeMessage {
         } else if !plan.hasFlowFields {
             statistics.recordsWithoutFlowFields &+= UInt64(outcome.records)
         } else {
+            statistics.flowsWithUnknownSampling &+= UInt64(outcome.unknownSampling)
             statistics.flowRecords &+= UInt64(outcome.records)
             session.statistics.flowRecords &+= UInt64(outcome.records)
             statistics.reverseFlows &+= UInt64(outcome.reverseFlows)

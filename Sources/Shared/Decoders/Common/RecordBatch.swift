@@ -19,6 +19,7 @@ struct RecordBatch {
     mutating func add(sameMessageAs message: borrowing FlowRecord, _ decode: (inout FlowRecord) -> Bool) {
         let slot = storage + count
         slot.initialize(to: FlowRecord(sameMessageAs: message))
+        slot.pointee.customRow = UInt8(truncatingIfNeeded: count)
         guard decode(&slot.pointee) else { return }
         count += 1
         if count == FlowDecoder.recordBatchCapacity { flush() }

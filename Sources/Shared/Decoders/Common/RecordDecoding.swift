@@ -15,7 +15,25 @@ struct MessageContext {
     var v9SysUptimeMs: UInt32
     /// From the domain's options records; 0 when unknown.
     var domainSystemInitTimeMs: UInt64
-    var domainSamplingInterval: UInt32
+    /// Sampling, resolved once per data set (see `SamplingContext`).
+    var sampling: SamplingContext
+    /// Where `.custom` ops put their offsets (`CustomValueStore.rows`).
+    var customRows: UnsafeMutablePointer<CustomValueStore.Row>
+}
+
+/// What a data set's records need to find their sampling rate.
+struct SamplingContext {
+    /// The rate of a record that names no known sampler and carries no rate: `sampling.override` for
+    /// the exporter, else the domain's (`SamplerTable.fallbackRate`); 0 when unknown.
+    var fallbackRate: UInt32
+    /// `sampling.override` applies: it beats whatever a record says.
+    var isOverridden: Bool
+    /// The domain's samplers, for records that carry a sampler ID (a view, valid during the data set:
+    /// the context stays plain data, so handing it to each record costs no reference counting).
+    var samplers: UnsafeBufferPointer<SamplerRate>
+    /// `sampling.default`, for records whose rate is unknown (0: none).
+    var defaultRate: UInt32
+    var renormalize: Bool
 }
 
 /// Values of one record that are converted only once the whole record is read (their meaning can
@@ -26,7 +44,9 @@ struct RecordScratch {
     var hasStart = false
     var hasEnd = false
     var systemInitTimeMs: UInt64 = 0
-    var samplingInterval: UInt32 = 0
+    var sampling = SamplingFields()
+    var samplerID: UInt64 = 0
+    var hasSamplerID = false
 }
 
 /// The outcome of one data set.
@@ -39,6 +59,8 @@ struct DataSetOutcome {
     /// Flows handed over without the start or end their template carries as uptime, because no anchor
     /// (systemInitTimeMilliseconds, a consistent sysUptime) places it in time.
     var unanchoredTimes = 0
+    /// Flow records whose sampling rate nothing told (`DecodeStatistics.flowsWithUnknownSampling`).
+    var unknownSampling = 0
 }
 
 /// Seconds between the NTP epoch (1900) and the Unix epoch (1970).
@@ -125,6 +147,10 @@ struct BothDirections: RecordDirections {
         flow.packets = packets
         flow.tcpFlags = has.contains(.tcpFlags) ? UInt16(truncatingIfNeeded: tcpFlags) : 0
         flow.present.formUnion(has.intersection([.bytes, .packets, .tcpFlags]))
+        // The forward flow's rate applies to both directions; its counters were scaled already.
+        if context.sampling.renormalize, flow.samplingInterval != 0 {
+            RecordDecoding.scaleCounters(of: &flow, by: flow.samplingInterval)
+        }
         if has.contains(.tos) {
             flow.tos = UInt8(truncatingIfNeeded: tos)
             flow.present.insert(.tos)
@@ -232,9 +258,9 @@ enum RecordDecoding {
                     batch.add(sameMessageAs: messageRecord) { record in
                         var scratch = RecordScratch()
                         for op in ops {
-                            apply(op.target, bytes, at: position + op.offset, length: op.length, &record, &scratch, &reverse)
+                            apply(op.target, bytes, at: position + op.offset, length: op.length, slot: op.slot, context.customRows, &record, &scratch, &reverse)
                         }
-                        let unanchored = finish(plan, context, isOptions, &record, &scratch, &options)
+                        let unanchored = finish(plan, context, isOptions, &record, &scratch, &options, &outcome.unknownSampling)
                         if unanchored { outcome.unanchoredTimes += 1 }
                         if D.handlesReverse, handsOver { reverse.finish(forward: record, forwardUnanchored: unanchored, plan, context, scratch) }
                         return handsOver
@@ -263,10 +289,10 @@ enum RecordDecoding {
                         }
                         guard end - position >= length else { outcome.truncated = true; return false }
                         // A pattern, not `!=`: `FieldTarget`'s `==` lives in Templates and would be a call per field.
-                        if case .skip = op.target {} else { apply(op.target, bytes, at: position, length: length, &record, &scratch, &reverse) }
+                        if case .skip = op.target {} else { apply(op.target, bytes, at: position, length: length, slot: op.slot, context.customRows, &record, &scratch, &reverse) }
                         position += length
                     }
-                    let unanchored = finish(plan, context, isOptions, &record, &scratch, &options)
+                    let unanchored = finish(plan, context, isOptions, &record, &scratch, &options, &outcome.unknownSampling)
                     if unanchored { outcome.unanchoredTimes += 1 }
                     if D.handlesReverse, handsOver { reverse.finish(forward: record, forwardUnanchored: unanchored, plan, context, scratch) }
                     return handsOver
@@ -285,10 +311,17 @@ enum RecordDecoding {
     @inline(__always)
     private static func finish(
         _ plan: DecodePlan, _ context: MessageContext, _ isOptions: Bool, _ record: inout FlowRecord,
-        _ scratch: inout RecordScratch, _ options: inout OptionsValues
+        _ scratch: inout RecordScratch, _ options: inout OptionsValues, _ unknownSampling: inout Int
     ) -> Bool {
         if isOptions {
-            if scratch.samplingInterval != 0 { options.samplingInterval = scratch.samplingInterval }
+            let rate = scratch.sampling.rate
+            if rate != 0 {
+                if scratch.hasSamplerID {
+                    options.samplers.append(SamplerRate(id: scratch.samplerID, rate: rate))
+                } else {
+                    options.samplingInterval = rate
+                }
+            }
             if scratch.systemInitTimeMs != 0 { options.systemInitTimeMs = scratch.systemInitTimeMs }
             return false
         }
@@ -299,12 +332,42 @@ enum RecordDecoding {
         if scratch.hasEnd, !setTime(.flowEnd, scratch.endRaw, plan.endEncoding, context, scratch, &record) {
             unanchored = true
         }
-        let sampling = scratch.samplingInterval != 0 ? scratch.samplingInterval : context.domainSamplingInterval
-        if sampling != 0 {
-            record.samplingInterval = sampling
-            record.present.insert(.samplingInterval)
+        var rate = context.sampling.fallbackRate
+        if plan.readsSampling, !context.sampling.isOverridden {
+            // The record's own rate, else its sampler's, else the domain's.
+            let own = scratch.sampling.rate
+            if own != 0 {
+                rate = own
+            } else if scratch.hasSamplerID {
+                for sampler in context.sampling.samplers where sampler.id == scratch.samplerID {
+                    rate = sampler.rate
+                    break
+                }
+            }
         }
+        if rate == 0 { unknownSampling += 1 }
+        applySampling(rate, defaultRate: context.sampling.defaultRate, renormalize: context.sampling.renormalize, to: &record)
         return unanchored && plan.hasFlowFields
+    }
+
+    /// Sets the record's sampling rate (`sampling.default` when `rate` is 0) and, with
+    /// `output.renormalize`, scales its counters by it (saturating). NetFlow v5 uses it too.
+    @inline(__always)
+    static func applySampling(_ rate: UInt32, defaultRate: UInt32, renormalize: Bool, to record: inout FlowRecord) {
+        let rate = rate != 0 ? rate : defaultRate
+        guard rate != 0 else { return }
+        record.samplingInterval = rate
+        record.present.insert(.samplingInterval)
+        if renormalize { scaleCounters(of: &record, by: rate) }
+    }
+
+    /// `output.renormalize`: bytes and packets times the sampling rate, saturating.
+    @inline(__always)
+    static func scaleCounters(of record: inout FlowRecord, by rate: UInt32) {
+        let bytes = record.bytes.multipliedReportingOverflow(by: UInt64(rate))
+        record.bytes = bytes.overflow ? .max : bytes.partialValue
+        let packets = record.packets.multipliedReportingOverflow(by: UInt64(rate))
+        record.packets = packets.overflow ? .max : packets.partialValue
     }
 
     /// Sets the flow's start or end (`field`) from its raw value, or leaves it out when it converts to no
@@ -372,11 +435,20 @@ enum RecordDecoding {
     /// Copies one field. `length` is the field's actual length (checked against the set already).
     @inline(__always)
     static func apply<D: RecordDirections>(
-        _ target: FieldTarget, _ bytes: UnsafeRawBufferPointer, at offset: Int, length: Int,
-        _ record: inout FlowRecord, _ scratch: inout RecordScratch, _ reverse: inout D
+        _ target: FieldTarget, _ bytes: UnsafeRawBufferPointer, at offset: Int, length: Int, slot: UInt8,
+        _ customRows: UnsafeMutablePointer<CustomValueStore.Row>, _ record: inout FlowRecord, _ scratch: inout RecordScratch,
+        _ reverse: inout D
     ) {
         switch target {
         case .skip: return
+        case .custom:
+            // Where the octets are, not a copy: the datagram outlives the record (`CustomValueStore`).
+            let index = slot & ~FieldOp.variableLengthSlot
+            let row = customRows + Int(record.customRow)
+            row.pointee.offsets[Int(index)] = UInt16(truncatingIfNeeded: offset)
+            row.pointee.lengths[Int(index)] = UInt16(truncatingIfNeeded: length)
+            record.customPresent |= 1 << index
+            if slot & FieldOp.variableLengthSlot != 0 { record.customVariableLength |= 1 << index }
         case .srcV4, .dstV4, .nextHopV4:
             guard length == 4 else { return }
             let address = IPAddress(v4: bytes.readBE32(at: offset))
@@ -473,11 +545,20 @@ enum RecordDecoding {
             scratch.hasEnd = true
         case .systemInitTime:
             scratch.systemInitTimeMs = value
-        case .samplingInterval:
-            scratch.samplingInterval = UInt32(truncatingIfNeeded: value)
+        case .samplingInterval: scratch.sampling.interval = UInt32(clamping: value)
+        case .samplerRandomInterval: scratch.sampling.randomInterval = UInt32(clamping: value)
+        case .samplingPacketInterval: scratch.sampling.packetInterval = UInt32(clamping: value)
+        case .samplingPacketSpace:
+            scratch.sampling.packetSpace = UInt32(clamping: value)
+            scratch.sampling.hasPacketSpace = true
+        case .samplingSize: scratch.sampling.size = UInt32(clamping: value)
+        case .samplingPopulation: scratch.sampling.population = UInt32(clamping: value)
+        case .samplerID:
+            scratch.samplerID = value
+            scratch.hasSamplerID = true
         case .reverseBytes, .reversePackets, .reverseTcpFlags, .reverseTos, .reverseFlowStart, .reverseFlowEnd:
             reverse.take(target, value)
-        case .skip, .srcV4, .dstV4, .srcV6, .dstV6, .nextHopV4, .nextHopV6:
+        case .skip, .srcV4, .dstV4, .srcV6, .dstV6, .nextHopV4, .nextHopV6, .custom:
             return
         }
     }

@@ -33,6 +33,9 @@ enum NetFlowV5Decoder {
         let session = cache.beginMessage(from: exporter, domain: engine, nowSeconds: nowSeconds, statistics: &statistics)
         let messageRecord = FlowRecord(messageFrom: exporter, domain: engine, exportSeconds: unixSeconds)
         let exportMs = messageRecord.exportTimeMs
+        let policy = cache.configuration.sampling
+        let override = session?.samplingOverride ?? policy.overrideRate(for: exporter.address.unmapped)
+        let rate = override != 0 ? override : samplingInterval
 
         /// Switched times are sysUptime values: that many ms before unix_secs (uptime wraps).
         @inline(__always) func epochMs(_ switched: UInt32) -> UInt64 {
@@ -65,14 +68,12 @@ enum NetFlowV5Decoder {
                     .flowStart, .flowEnd, .inputInterface, .outputInterface, .srcAS, .dstAS, .nextHop, .tos,
                     .bytes, .packets, .srcPort, .dstPort, .proto, .tcpFlags, .srcMask, .dstMask,
                 ]
-                if samplingInterval != 0 {
-                    record.samplingInterval = samplingInterval
-                    record.present.insert(.samplingInterval)
-                }
+                RecordDecoding.applySampling(rate, defaultRate: policy.defaultRate, renormalize: policy.renormalize, to: &record)
                 return true
             }
         }
         statistics.flowRecords &+= UInt64(records)
+        if rate == 0 { statistics.flowsWithUnknownSampling &+= UInt64(records) }
         session?.statistics.flowRecords &+= UInt64(records)
         if let session { observeSequence(bytes.readBE32(at: 16), count: count, uptimeMs: sysUptime, engine: engine, session, &statistics) }
     }

@@ -36,6 +36,7 @@ public enum WorkerCounter: Int, CaseIterable, Sendable {
     case fleetTemplatesPublished, fleetTombstonesPublished, fleetPublishFailed
     case fleetMessagesReceived, fleetTemplatesImported, fleetMessagesRejected
     case reverseFlows, flowsUnanchoredTimes, sequenceLost, sequenceReordered, sequenceResets
+    case flowsSamplingUnknown
 
     /// How the master exposes a counter, and what the worker stores in its slot.
     public struct Metric: Sendable {
@@ -127,6 +128,7 @@ public enum WorkerCounter: Int, CaseIterable, Sendable {
         case .sequenceLost: Metric("kflow_sequence_lost_total", "Units the exporters numbered but kflow never received, by their sequence numbers: IPFIX data records, NetFlow v9 packets, v5 flows (per exporter: kflow_exporter_sequence_lost_total).") { $0.decode.sequenceLost }
         case .sequenceReordered: Metric("kflow_sequence_reordered_total", "Messages that arrived behind a later one of their exporter stream (late within the reorder window, or stray).") { $0.decode.sequenceReordered }
         case .sequenceResets: Metric("kflow_sequence_resets_total", "Exporter sequence restarts (exporter restart: uptime fell, or the numbers restarted), not counted as loss.") { $0.decode.sequenceResets }
+        case .flowsSamplingUnknown: Metric("kflow_flows_sampling_unknown_total", "Flow records whose sampling rate neither the exporter (record, options data, v5 header) nor sampling.override gave; sampling.default, if set, was used for them.") { $0.decode.flowsWithUnknownSampling }
         }
     }
 

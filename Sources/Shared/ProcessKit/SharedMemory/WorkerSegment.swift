@@ -85,6 +85,24 @@ public final class WorkerSegment: @unchecked Sendable {
         }
     }
 
+    /// The sampling rate in use for one sampler of one observation domain of one exporter session
+    /// (`sampler` nil: the domain's own rate, from options data naming no sampler).
+    public struct SamplerEntry: Sendable, Equatable {
+        public var address: IPAddress
+        public var port: UInt16
+        public var domain: UInt32
+        public var sampler: UInt64?
+        public var rate: UInt32
+
+        public init(address: IPAddress, port: UInt16, domain: UInt32, sampler: UInt64?, rate: UInt32) {
+            self.address = address
+            self.port = port
+            self.domain = domain
+            self.sampler = sampler
+            self.rate = rate
+        }
+    }
+
     static let magic: UInt64 = 0x4B46_4C4F_5753_4547  // "KFLOWSEG"
     static let layoutVersion: UInt64 = 2
     public static let counterCapacity = 64
@@ -107,18 +125,27 @@ public final class WorkerSegment: @unchecked Sendable {
     static let exporterSequenceOffset = errorsOffset + errorKindCapacity
     static let exporterCountOffset = exporterSequenceOffset + 1
     static let exportersOffset = exporterCountOffset + 1
-    // The sFlow agent table (behind its own seqlock) follows the exporter table.
+    // The sFlow agent table (behind its own seqlock) follows the exporter table: sequence, count, rows of
+    // 5 words (address, family, sample pool, drops).
     public static let sflowAgentCapacity = 256
     static let sflowAgentWords = 5
     static let sflowAgentSequenceOffset = exportersOffset + exporterCapacity * exporterWords
     static let sflowAgentCountOffset = sflowAgentSequenceOffset + 1
     static let sflowAgentsOffset = sflowAgentCountOffset + 1
-    public static let byteSize = (sflowAgentsOffset + sflowAgentCapacity * sflowAgentWords) * 8
+    // The sampler table (after the sFlow agents): sequence, count, entries of 5 words (address,
+    // family/port/kind, domain and rate, sampler ID), as bounded as the exporter table.
+    public static let samplerCapacity = 512
+    static let samplerWords = 5
+    static let samplerSequenceOffset = sflowAgentsOffset + sflowAgentCapacity * sflowAgentWords
+    static let samplerCountOffset = samplerSequenceOffset + 1
+    static let samplersOffset = samplerCountOffset + 1
+    public static let byteSize = (samplersOffset + samplerCapacity * samplerWords) * 8
 
     private let region: SharedMemoryRegion
     private let words: UnsafeMutablePointer<UInt64>
     private let exporterLock: SeqLock
     private let sflowAgentLock: SeqLock
+    private let samplerLock: SeqLock
     /// The memfd, for handing to the worker.
     public var fd: Int32 { region.fd }
 
@@ -141,6 +168,7 @@ public final class WorkerSegment: @unchecked Sendable {
         words = region.word(0)
         exporterLock = SeqLock(sequence: region.word(Self.exporterSequenceOffset))
         sflowAgentLock = SeqLock(sequence: region.word(Self.sflowAgentSequenceOffset))
+        samplerLock = SeqLock(sequence: region.word(Self.samplerSequenceOffset))
         self.region = region
     }
 
@@ -177,106 +205,124 @@ public final class WorkerSegment: @unchecked Sendable {
         store(word: Self.errorsOffset + min(index, Self.errorKindCapacity - 1), value)
     }
 
-    // MARK: exporters (behind the seqlock: the worker rewrites the whole table)
+    // MARK: exporters and samplers: tables the worker rewrites as a whole, each behind its seqlock
+
     public func publishExporters(_ entries: some Sequence<ExporterEntry>) {
-        exporterLock.write {
-            var count = 0
-            for e in entries where count < Self.exporterCapacity {
-                let base = Self.exportersOffset + count * Self.exporterWords
-                store(word: base, e.address.high)
-                store(word: base + 1, e.address.low)
-                store(word: base + 2, UInt64(e.address.family.rawValue) << 16 | UInt64(e.port))
-                for (index, counter) in ExporterEntry.counters.enumerated() { store(word: base + 3 + index, e[keyPath: counter]) }
-                let detail = base + Self.exporterDetailWord
-                store(word: detail, UInt64(e.firstSeenSeconds) << 32 | UInt64(e.lastSeenSeconds))
-                store(word: detail + 1, UInt64(e.templateCount) << 32 | UInt64(e.domainCount))
-                var domainWords: [UInt64] = [0, 0]
-                for (i, domain) in e.domains.prefix(Self.domainCapacity).enumerated() {
-                    domainWords[i / 2] |= UInt64(domain) << (i % 2 == 0 ? 32 : 0)
-                }
-                store(word: detail + 2, domainWords[0])
-                store(word: detail + 3, domainWords[1])
-                count += 1
+        publish(entries, lock: exporterLock, countWord: Self.exporterCountOffset, firstWord: Self.exportersOffset,
+                wordsPerEntry: Self.exporterWords, capacity: Self.exporterCapacity) { e, base in
+            storeAddress(e.address, port: e.port, at: base)
+            for (index, counter) in ExporterEntry.counters.enumerated() { store(word: base + 3 + index, e[keyPath: counter]) }
+            let detail = base + Self.exporterDetailWord
+            store(word: detail, UInt64(e.firstSeenSeconds) << 32 | UInt64(e.lastSeenSeconds))
+            store(word: detail + 1, UInt64(e.templateCount) << 32 | UInt64(e.domainCount))
+            var domainWords: [UInt64] = [0, 0]
+            for (i, domain) in e.domains.prefix(Self.domainCapacity).enumerated() {
+                domainWords[i / 2] |= UInt64(domain) << (i % 2 == 0 ? 32 : 0)
             }
-            store(word: Self.exporterCountOffset, UInt64(count))
+            store(word: detail + 2, domainWords[0])
+            store(word: detail + 3, domainWords[1])
         }
     }
 
     /// A consistent copy of the exporter table, or nil if the worker kept rewriting it.
     public func readExporters() -> [ExporterEntry]? {
-        exporterLock.read(attempts: Self.exporterReadAttempts) {
-            let count = min(Int(load(word: Self.exporterCountOffset)), Self.exporterCapacity)
-            var result: [ExporterEntry] = []
-            result.reserveCapacity(count)
-            for i in 0..<count {
-                let base = Self.exportersOffset + i * Self.exporterWords
-                let tag = load(word: base + 2)
-                let family = IPAddress.Family(rawValue: UInt8(truncatingIfNeeded: tag >> 16)) ?? .none
-                let detail = base + Self.exporterDetailWord
-                let seen = load(word: detail), counts = load(word: detail + 1)
-                let domainCount = Int(UInt32(truncatingIfNeeded: counts))
-                let domainWords = [load(word: detail + 2), load(word: detail + 3)]
-                let domains = (0..<min(domainCount, Self.domainCapacity)).map { i in
-                    UInt32(truncatingIfNeeded: domainWords[i / 2] >> (i % 2 == 0 ? 32 : 0))
-                }
-                var entry = ExporterEntry(
-                    address: IPAddress(high: load(word: base), low: load(word: base + 1), family: family),
-                    port: UInt16(truncatingIfNeeded: tag), datagrams: 0, flows: 0, unknownTemplateSets: 0,
-                    firstSeenSeconds: UInt32(truncatingIfNeeded: seen >> 32), lastSeenSeconds: UInt32(truncatingIfNeeded: seen),
-                    templateCount: UInt32(truncatingIfNeeded: counts >> 32), domains: domains)
-                entry.domainCount = UInt32(domainCount)
-                for (index, counter) in ExporterEntry.counters.enumerated() { entry[keyPath: counter] = load(word: base + 3 + index) }
-                result.append(entry)
+        read(lock: exporterLock, countWord: Self.exporterCountOffset, firstWord: Self.exportersOffset,
+             wordsPerEntry: Self.exporterWords, capacity: Self.exporterCapacity) { base in
+            let (address, port, _) = loadAddress(at: base)
+            let detail = base + Self.exporterDetailWord
+            let seen = load(word: detail), counts = load(word: detail + 1)
+            let domainCount = Int(UInt32(truncatingIfNeeded: counts))
+            let domainWords = [load(word: detail + 2), load(word: detail + 3)]
+            let domains = (0..<min(domainCount, Self.domainCapacity)).map { i in
+                UInt32(truncatingIfNeeded: domainWords[i / 2] >> (i % 2 == 0 ? 32 : 0))
             }
-            return result
+            var entry = ExporterEntry(
+                address: address, port: port, datagrams: 0, flows: 0, unknownTemplateSets: 0,
+                firstSeenSeconds: UInt32(truncatingIfNeeded: seen >> 32), lastSeenSeconds: UInt32(truncatingIfNeeded: seen),
+                templateCount: UInt32(truncatingIfNeeded: counts >> 32), domains: domains)
+            entry.domainCount = UInt32(domainCount)
+            for (index, counter) in ExporterEntry.counters.enumerated() { entry[keyPath: counter] = load(word: base + 3 + index) }
+            return entry
         }
     }
 
     // MARK: sFlow agents (behind their seqlock, rewritten as a whole like the exporters)
     public func publishSFlowAgents(_ entries: some Sequence<SFlowAgentEntry>) {
-        writeTable(sflowAgentLock, Self.sflowAgentTable, entries) { e in
-            [e.agent.high, e.agent.low, UInt64(e.agent.family.rawValue), e.samplePool, e.samplesDropped]
+        publish(entries, lock: sflowAgentLock, countWord: Self.sflowAgentCountOffset, firstWord: Self.sflowAgentsOffset,
+                wordsPerEntry: Self.sflowAgentWords, capacity: Self.sflowAgentCapacity) { e, base in
+            storeAddress(e.agent, port: 0, at: base)
+            store(word: base + 3, e.samplePool)
+            store(word: base + 4, e.samplesDropped)
         }
     }
 
     /// A consistent copy of the sFlow agent table, or nil if the worker kept rewriting it.
     public func readSFlowAgents() -> [SFlowAgentEntry]? {
-        readTable(sflowAgentLock, Self.sflowAgentTable) { w in
-            let family = IPAddress.Family(rawValue: UInt8(truncatingIfNeeded: w[2])) ?? .none
-            return SFlowAgentEntry(agent: IPAddress(high: w[0], low: w[1], family: family), samplePool: w[3], samplesDropped: w[4])
+        read(lock: sflowAgentLock, countWord: Self.sflowAgentCountOffset, firstWord: Self.sflowAgentsOffset,
+             wordsPerEntry: Self.sflowAgentWords, capacity: Self.sflowAgentCapacity) { base in
+            SFlowAgentEntry(agent: loadAddress(at: base).address, samplePool: load(word: base + 3), samplesDropped: load(word: base + 4))
         }
     }
 
-    /// Where a table of fixed-size rows lives: its row count word, its first row, words per row, capacity.
-    struct Table {
-        let countWord: Int
-        let firstRow: Int
-        let rowWords: Int
-        let capacity: Int
+    public func publishSamplers(_ entries: some Sequence<SamplerEntry>) {
+        publish(entries, lock: samplerLock, countWord: Self.samplerCountOffset, firstWord: Self.samplersOffset,
+                wordsPerEntry: Self.samplerWords, capacity: Self.samplerCapacity) { e, base in
+            storeAddress(e.address, port: e.port, flags: e.sampler == nil ? 0 : 1, at: base)
+            store(word: base + 3, UInt64(e.domain) << 32 | UInt64(e.rate))
+            store(word: base + 4, e.sampler ?? 0)
+        }
     }
 
-    static let sflowAgentTable = Table(countWord: sflowAgentCountOffset, firstRow: sflowAgentsOffset,
-                                       rowWords: sflowAgentWords, capacity: sflowAgentCapacity)
+    /// A consistent copy of the sampler table, or nil if the worker kept rewriting it.
+    public func readSamplers() -> [SamplerEntry]? {
+        read(lock: samplerLock, countWord: Self.samplerCountOffset, firstWord: Self.samplersOffset,
+             wordsPerEntry: Self.samplerWords, capacity: Self.samplerCapacity) { base in
+            let (address, port, flags) = loadAddress(at: base)
+            let domainAndRate = load(word: base + 3)
+            return SamplerEntry(
+                address: address, port: port, domain: UInt32(truncatingIfNeeded: domainAndRate >> 32),
+                sampler: flags & 1 == 1 ? load(word: base + 4) : nil, rate: UInt32(truncatingIfNeeded: domainAndRate))
+        }
+    }
 
-    /// Rewrites `table` with the rows of `entries` (the first `capacity`), each as `row` says.
-    private func writeTable<E>(_ lock: SeqLock, _ table: Table, _ entries: some Sequence<E>, row: (E) -> [UInt64]) {
+    /// Rewrites a table of fixed-size rows (its count word, first row, words per row, capacity) with the
+    /// first `capacity` of `entries`, `write` storing each at its first word.
+    private func publish<Entry>(
+        _ entries: some Sequence<Entry>, lock: SeqLock, countWord: Int, firstWord: Int, wordsPerEntry: Int,
+        capacity: Int, _ write: (Entry, Int) -> Void
+    ) {
         lock.write {
             var count = 0
-            for e in entries where count < table.capacity {
-                for (i, word) in row(e).prefix(table.rowWords).enumerated() { store(word: table.firstRow + count * table.rowWords + i, word) }
+            for entry in entries where count < capacity {
+                write(entry, firstWord + count * wordsPerEntry)
                 count += 1
             }
-            store(word: table.countWord, UInt64(count))
+            store(word: countWord, UInt64(count))
         }
     }
 
-    /// The rows of `table`, each made from its words, or nil if the writer kept rewriting it.
-    private func readTable<E>(_ lock: SeqLock, _ table: Table, row: ([UInt64]) -> E) -> [E]? {
+    /// The rows of such a table, each made by `entry` from its first word, or nil if the writer kept
+    /// rewriting it.
+    private func read<Entry>(
+        lock: SeqLock, countWord: Int, firstWord: Int, wordsPerEntry: Int, capacity: Int, _ entry: (Int) -> Entry
+    ) -> [Entry]? {
         lock.read(attempts: Self.exporterReadAttempts) {
-            let count = min(Int(load(word: table.countWord)), table.capacity)
-            return (0..<count).map { i in
-                row((0..<table.rowWords).map { load(word: table.firstRow + i * table.rowWords + $0) })
-            }
+            let count = min(Int(load(word: countWord)), capacity)
+            return (0..<count).map { entry(firstWord + $0 * wordsPerEntry) }
         }
+    }
+
+    /// Three words: the address's two halves, then flags << 24 | family << 16 | port.
+    private func storeAddress(_ address: IPAddress, port: UInt16, flags: UInt64 = 0, at base: Int) {
+        store(word: base, address.high)
+        store(word: base + 1, address.low)
+        store(word: base + 2, flags << 24 | UInt64(address.family.rawValue) << 16 | UInt64(port))
+    }
+
+    private func loadAddress(at base: Int) -> (address: IPAddress, port: UInt16, flags: UInt64) {
+        let tag = load(word: base + 2)
+        let family = IPAddress.Family(rawValue: UInt8(truncatingIfNeeded: tag >> 16)) ?? .none
+        return (IPAddress(high: load(word: base), low: load(word: base + 1), family: family),
+                UInt16(truncatingIfNeeded: tag), tag >> 24)
     }
 }
