@@ -283,16 +283,34 @@ public final class KafkaProducer {
     @discardableResult
     public func poll() -> Int { serveEvents(timeoutMs: 0) }
 
-    /// Serves the main queue: delivery report events here, errors and logs through their callbacks
-    /// (librdkafka serves ops that are not enabled as events that way). Waits up to `timeoutMs` for the
-    /// first one only. Returns the number of delivery report events served.
+    /// Serves the main queue: delivery reports, errors and logs. rd_kafka_queue_poll returns errors and
+    /// logs as events too (whatever the enabled set), so they go to the same handlers as the callbacks
+    /// (which rd_kafka_poll would call). Waits up to `timeoutMs` for the first one only. Returns the
+    /// number of events served.
     @discardableResult
     private func serveEvents(timeoutMs: Int32) -> Int {
         var served = 0
         var wait = timeoutMs
         while let event = rd_kafka_queue_poll(mainQueue, wait) {
             wait = 0
-            if rd_kafka_event_type(event) == Librdkafka.deliveryReportEvent { countDeliveries(event) }
+            switch rd_kafka_event_type(event) {
+            case Librdkafka.deliveryReportEvent:
+                countDeliveries(event)
+            case Librdkafka.errorEvent:
+                let fatal = rd_kafka_event_error_is_fatal(event) != 0
+                // As the error callback gets it: a fatal one as __FATAL (its handler asks for the cause).
+                kafkaError(handle, fatal ? RD_KAFKA_RESP_ERR__FATAL.rawValue : rd_kafka_event_error(event).rawValue,
+                           rd_kafka_event_error_string(event), rd_kafka_opaque(handle))
+            case Librdkafka.logEvent:
+                var facility: UnsafePointer<CChar>?
+                var message: UnsafePointer<CChar>?
+                var level: Int32 = 0
+                if rd_kafka_event_log(event, &facility, &message, &level) == 0 {
+                    kafkaLog(handle, level, facility, message)
+                }
+            default:
+                break
+            }
             rd_kafka_event_destroy(event)
             served += 1
         }
