@@ -12,8 +12,8 @@ import Glibc
 /// Messages given to `send` are staged and handed to librdkafka together by `submit()` (the worker calls
 /// it once per receive batch) with one `rd_kafka_produce_batch` call and an explicit partition: one
 /// clock read and one topic/partition lock per call instead of per message, and no partitioner. Unkeyed
-/// messages go to one partition, the next one every 10 ms (librdkafka's sticky partitioning, without its
-/// per-message cost), over the topic's partitions (learned from metadata by `PartitionWatcher`);
+/// messages go to one partition, the next one every two linger periods (librdkafka's sticky partitioning,
+/// without its per-message cost), over the topic's partitions (learned from metadata by `PartitionWatcher`);
 /// keyed ones to the partition the configured partitioner would choose (`KeyPartitioner`). Until the
 /// partition count is known, or for partitioners kflow does not compute, librdkafka's partitioner chooses.
 ///
@@ -87,8 +87,10 @@ public final class KafkaProducer {
     private let partitions: PartitionWatcher
     private var partition: Int32 = 0
     private var partitionSinceNs: UInt64 = 0
-    /// How long unkeyed messages stay on one partition (librdkafka's sticky.partitioning.linger.ms, whose
-    /// default is 10 ms): long enough for full batches per partition, short enough to spread the load.
+    /// How long unkeyed messages stay on one partition: `sticky.partitioning.linger.ms` when configured,
+    /// else two `linger.ms` (100 ms with kflow's defaults), at least 10 ms. Measured (docs/BENCHMARKS.md):
+    /// switching every 10 ms, librdkafka's default, made Tansu's cost per flow 1.4–1.6× at 100 k flows/s
+    /// (smaller batches per partition); two linger periods give each request one full batch.
     private let stickyNs: UInt64
     /// Delivery-report message pointers, reused.
     private var reportBuffer = [UnsafePointer<rd_kafka_message_t>?](repeating: nil, count: 1024)
@@ -108,8 +110,9 @@ public final class KafkaProducer {
         // Ours last, so a property from the configuration cannot undo what the callbacks rely on.
         let configuration = try KafkaConfiguration.make(properties: properties + [("log.queue", "true")])
         keyPartitioner = KeyPartitioner(properties: properties)
-        let sticky = properties.last { $0.name == "sticky.partitioning.linger.ms" }.flatMap { UInt64($0.value) } ?? 10
-        stickyNs = max(sticky, 1) * 1_000_000
+        func milliseconds(_ name: String) -> UInt64? { properties.last { $0.name == name }.flatMap { UInt64($0.value) } }
+        let lingerMs = milliseconds("linger.ms") ?? milliseconds("queue.buffering.max.ms") ?? 5
+        stickyNs = max(milliseconds("sticky.partitioning.linger.ms") ?? 2 * lingerMs, 10) * 1_000_000
         var errorText = [CChar](repeating: 0, count: Librdkafka.errorTextCapacity)
         rd_kafka_conf_set_opaque(configuration, Unmanaged.passUnretained(events).toOpaque())
         // Delivery reports as events: `poll` takes them a request's batch at a time (no callback per message).
