@@ -136,6 +136,8 @@ def main() -> int:
     args.nfacctd_rdkafka = {**kflow_default_producer_settings(args.kflow_bin),
                             "queue.buffering.max.messages": "8000000", **parse_settings(args.nfacctd_rdkafka)}
     args.kflow_set = parse_settings(args.kflow_set)
+    # kflow's session limits must hold every exporter of the run plus the marker exporter.
+    args.max_exporters = max([args.exporters] + [int(c) for c in args.exporter_sweep.split(",") if c.strip()])
     specs = []
     for name in (n.strip() for n in args.collectors.split(",") if n.strip()):
         kind = name.split("-")[0]
