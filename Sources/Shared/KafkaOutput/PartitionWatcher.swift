@@ -15,7 +15,7 @@ final class PartitionWatcher: @unchecked Sendable {
     static let refreshNs: UInt64 = 60_000_000_000
     static let retryMinNs: UInt64 = 1_000_000_000
     static let retryMaxNs: UInt64 = 30_000_000_000
-    static let sleepStepUs: UInt32 = 100_000
+    static let sleepStepUs: UInt32 = 250_000  // 4 wake-ups a second: idle stays idle; stop waits at most this + a request
 
     private let handle: OpaquePointer
     private let topicHandle: OpaquePointer
