@@ -13,11 +13,14 @@ tools/ipfix-gen sends the step's flows at the step's rate. When the collector ha
   drops      in datagrams (about 30 flows each): the collector sockets' drop counters (/proc/net/udp{,6})
              and the host's UDP RcvbufErrors delta (/proc/net/snmp; host-wide, others' traffic shows up too)
   CPU        user+sys of the collector's process tree (live processes plus reaped children), from
-             just before the generator starts until the collector is quiet; reported per million flows
+             just before the generator starts until the collector is quiet; reported per million flows;
+             beside it the same window from a cgroup v2 directory per step (cpu.stat usage_usec: every
+             process and thread, reaped or not), and from the first datagram to the last delivery
   broker     Tansu's CPU the same way (it shares the two cores)
   memory     peak sum of PSS over the collector's process tree, sampled 4 times a second
   others     CPU used on the host by everything else during the step (to tell a quiet run from a noisy one)
 
+Sweeps: rates, exporter counts, and datagram packing (records per datagram: 1, 10, full).
 Prints a table per sweep and the kflow/nfacctd ratios, and writes them as markdown to out/bench-*.md.
 Steps are interleaved (each rate runs every collector before the next rate) so background load
 affects both alike. Standard library plus confluent-kafka only; run with /opt/kflow-deps/venv.
