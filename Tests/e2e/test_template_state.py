@@ -145,6 +145,9 @@ def test_exporters_and_templates_answer_what_was_sent(kflow_factory, broker, top
         assert entry["templates"] == 1 and entry["unknown_template_sets"] == 0
         assert entry["first_seen"] is not None and entry["first_seen"] <= entry["last_seen"]
         assert len(entry["workers"]) == 1
+    # The gauges are counted with the exporter table but reach the segment with the next counter
+    # publish (every 20 ms): wait for them rather than race it.
+    wait_until(lambda: kflow.metrics().total("kflow_exporters_active") == 2, 5, what="2 exporters active")
     metrics = kflow.metrics()
     assert metrics.total("kflow_exporters_active") == 2
     assert metrics.total("kflow_templates_active") == 2
