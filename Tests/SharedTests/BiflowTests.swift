@@ -42,7 +42,7 @@ import Testing
         #expect(decoder.statistics.flowRecords == 1, "one data record")
         #expect(decoder.statistics.reverseFlows == 1)
         var perExporter: [ExporterAddress: ExporterStatistics] = [:]
-        decoder.forEachExporter { perExporter[$0] = $1 }
+        decoder.forEachSession { perExporter[$0.exporter] = $0.statistics }
         #expect(perExporter[.testExporter]?.reverseFlows == 1)
     }
 

@@ -334,7 +334,7 @@ import Testing
         #expect(records.count == 1)
         #expect(decoder.statistics.setsWithUnknownTemplate == 1)
         var perExporter: [ExporterAddress: ExporterStatistics] = [:]
-        decoder.forEachExporter { perExporter[$0] = $1 }
+        decoder.forEachSession { perExporter[$0.exporter] = $0.statistics }
         #expect(perExporter[.testExporter]?.setsWithUnknownTemplate == 1)
         #expect(perExporter[.testExporter]?.flowRecords == 1)
         #expect(perExporter[.testExporter]?.datagrams == 1)

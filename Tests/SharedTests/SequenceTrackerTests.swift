@@ -123,7 +123,7 @@ import Testing
         }
         #expect(decoder.statistics.sequenceLost == 6)
         var perExporter: [ExporterAddress: ExporterStatistics] = [:]
-        decoder.forEachExporter { perExporter[$0] = $1 }
+        decoder.forEachSession { perExporter[$0.exporter] = $0.statistics }
         #expect(perExporter[.testExporter]?.sequenceLost == 6)
     }
 

@@ -129,7 +129,7 @@ import Testing
         #expect(decoder.statistics.sessionsEvicted(.sessionLimit) == 1)
         #expect(decoder.activeTemplateCount == 1)
         var exporters: [ExporterAddress] = []
-        decoder.forEachExporter { exporter, _ in exporters.append(exporter) }
+        decoder.forEachSession { exporters.append($0.exporter) }
         #expect(Set(exporters) == [.v4(1, port: 1), .v4(3, port: 1)])
     }
 
@@ -139,7 +139,7 @@ import Testing
         _ = decoder.decode(IPFIX.message(domain: 3, sets: [Self.portsTemplate, Self.portsData]), from: exporter)
         _ = decoder.decode(IPFIX.message(domain: 4, sets: [Self.portsData]), from: exporter)
         var seen: [(ExporterAddress, ExporterStatistics)] = []
-        decoder.forEachExporter { seen.append(($0, $1)) }
+        decoder.forEachSession { seen.append(($0.exporter, $0.statistics)) }
         #expect(seen.count == 1)
         #expect(seen.first?.0 == exporter)
         #expect(seen.first?.1.datagrams == 2)

@@ -39,12 +39,6 @@ public final class FlowDecoder {
     /// Transport sessions currently known.
     public var sessionCount: Int { cache.sessions.count }
 
-    /// Per-exporter view for metrics: address+port, observation domain(s), datagrams, records,
-    /// data sets dropped for an unknown template.
-    public func forEachExporter(_ body: (ExporterAddress, ExporterStatistics) -> Void) {
-        for (exporter, session) in cache.sessions { body(exporter, session.statistics) }
-    }
-
     /// One transport session as a worker reports it (exporter table, /exporters, the active gauges).
     public struct SessionSummary: Sendable {
         public var exporter: ExporterAddress
