@@ -111,6 +111,10 @@ class KflowCollector:
             "kafka.topic": topic, "kafka.props.bootstrap.servers": broker.bootstrap,
             "metrics.host": "127.0.0.1", "metrics.port": args.metrics_port,
             "output.batch.records": spec.batch_records,
+            # ipfix-gen's exporters all send from 127.0.0.1 (one source port each): the per-address limit
+            # (64 sessions by default, against one host cycling ports) would evict all but 64 of them.
+            "exporters.max.per.address": args.max_exporters + 1,
+            "exporters.max": args.max_exporters + 1,
         }
         if spec.name == "kflow-rr":
             properties["server.balance"] = "round-robin"  # one exporter spread over every worker

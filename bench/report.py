@@ -9,8 +9,8 @@ from pathlib import Path
 from common import DEPS, REPO
 from step import StepResult
 
-COLUMNS = ["collector", "target/s", "offered/s", "exporters", "sent", "delivered", "lost", "rec/msg", "sock drops dgr",
-           "RcvbufErr dgr", "CPU-s", "CPU-s/M", "idle CPU %", "broker CPU-s/M", "gen CPU-s/M", "peak PSS MB", "others %",
+COLUMNS = ["collector", "target/s", "offered/s", "exporters", "rec/dgr", "sent", "delivered", "lost", "rec/msg", "sock drops dgr",
+           "RcvbufErr dgr", "CPU-s", "CPU-s/M", "cg CPU-s/M", "cg to last delivery", "idle CPU %", "broker CPU-s/M", "gen CPU-s/M", "peak PSS MB", "others %",
            "note"]
 
 
@@ -25,9 +25,11 @@ def row(r: StepResult) -> list[str]:
     note = "; ".join(notes)
     records_per_message = f"{(r.delivered + r.tail_delivered) / r.messages:.1f}" if r.messages else "-"
     gen_cpu_per_million = r.gen_cpu / (r.sent / 1e6) if r.sent else float("nan")
-    return [r.collector, f"{r.rate:,}" if r.rate else "max", f"{r.offered:,.0f}", str(r.exporters), f"{r.sent:,}",
+    return [r.collector, f"{r.rate:,}" if r.rate else "max", f"{r.offered:,.0f}", str(r.exporters),
+            str(r.packing) if r.packing else "full", f"{r.sent:,}",
             f"{r.delivered:,}", f"{r.lost:,}", records_per_message, f"{r.socket_drops:,}", f"{r.rcvbuf_errors:,}",
-            f"{r.cpu:.2f}", f"{r.cpu_per_million:.2f}", f"{100 * r.idle_cpu_per_s:.1f}", f"{r.broker_cpu_per_million:.2f}",
+            f"{r.cpu:.2f}", f"{r.cpu_per_million:.2f}", f"{r.per_million(r.cg_cpu):.2f}",
+            f"{r.per_million(r.cg_cpu_delivered):.2f}", f"{100 * r.idle_cpu_per_s:.1f}", f"{r.broker_cpu_per_million:.2f}",
             f"{gen_cpu_per_million:.2f}", f"{r.peak_pss_mb:.0f}", f"{r.others_cpu_pct:.0f}", note[:160]]
 
 
@@ -54,14 +56,16 @@ def ratio_rows(results: list[StepResult], tolerance: float, key) -> tuple[list[s
     nfacctd variant of the same batching."""
     pairs = [("kflow", "nfacctd"), ("kflow-batch", "nfacctd-batch"), ("kflow-batch", "nfacctd")]
     by = {(r.collector, key(r)): r for r in results}
-    header = ["step", "pair", "kflow CPU-s/M", "nfacctd CPU-s/M", "CPU ratio", "kflow lost", "nfacctd lost"]
+    header = ["step", "pair", "kflow CPU-s/M", "nfacctd CPU-s/M", "CPU ratio", "cgroup ratio", "kflow lost",
+              "nfacctd lost"]
     rows = []
     for k in sorted({key(r) for r in results}):
         for ours, theirs in pairs:
             a, b = by.get((ours, k)), by.get((theirs, k))
             if a and b and not a.error and not b.error:
                 rows.append([str(k), f"{ours}/{theirs}", f"{a.cpu_per_million:.2f}", f"{b.cpu_per_million:.2f}",
-                             f"{a.cpu_per_million / b.cpu_per_million:.3f}", f"{a.lost:,}", f"{b.lost:,}"])
+                             f"{a.cpu_per_million / b.cpu_per_million:.3f}",
+                             f"{a.per_million(a.cg_cpu) / b.per_million(b.cg_cpu):.3f}", f"{a.lost:,}", f"{b.lost:,}"])
     return header, rows
 
 

@@ -13,11 +13,14 @@ tools/ipfix-gen sends the step's flows at the step's rate. When the collector ha
   drops      in datagrams (about 30 flows each): the collector sockets' drop counters (/proc/net/udp{,6})
              and the host's UDP RcvbufErrors delta (/proc/net/snmp; host-wide, others' traffic shows up too)
   CPU        user+sys of the collector's process tree (live processes plus reaped children), from
-             just before the generator starts until the collector is quiet; reported per million flows
+             just before the generator starts until the collector is quiet; reported per million flows;
+             beside it the same window from a cgroup v2 directory per step (cpu.stat usage_usec: every
+             process and thread, reaped or not), and from the first datagram to the last delivery
   broker     Tansu's CPU the same way (it shares the two cores)
   memory     peak sum of PSS over the collector's process tree, sampled 4 times a second
   others     CPU used on the host by everything else during the step (to tell a quiet run from a noisy one)
 
+Sweeps: rates, exporter counts, and datagram packing (records per datagram: 1, 10, full).
 Prints a table per sweep and the kflow/nfacctd ratios, and writes them as markdown to out/bench-*.md.
 Steps are interleaved (each rate runs every collector before the next rate) so background load
 affects both alike. Standard library plus confluent-kafka only; run with /opt/kflow-deps/venv.
@@ -97,6 +100,11 @@ def main() -> int:
     parser.add_argument("--exporter-rate", default="100k", help="rate of the exporter sweep")
     parser.add_argument("--burst", type=int, default=0,
                         help="datagrams per exporter turn (ipfix-gen --burst; 0 = its default, 32/exporters)")
+    parser.add_argument("--packing", default="full",
+                        help="data records per datagram in the rate and exporter sweeps (N or 'full' = ~30 in 1,400 bytes)")
+    parser.add_argument("--packing-sweep", default="1,10,full",
+                        help="records per datagram for the packing sweep (1 = worst case, full = what routers send)")
+    parser.add_argument("--packing-rate", default="100k", help="rate of the packing sweep")
     parser.add_argument("--v6-ratio", type=float, default=0.1)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--batch-records", type=int, default=100, help="records per message in *-batch modes")
@@ -132,6 +140,8 @@ def main() -> int:
     args.nfacctd_rdkafka = {**kflow_default_producer_settings(args.kflow_bin),
                             "queue.buffering.max.messages": "8000000", **parse_settings(args.nfacctd_rdkafka)}
     args.kflow_set = parse_settings(args.kflow_set)
+    # kflow's session limits must hold every exporter of the run plus the marker exporter.
+    args.max_exporters = max([args.exporters] + [int(c) for c in args.exporter_sweep.split(",") if c.strip()])
     specs = []
     for name in (n.strip() for n in args.collectors.split(",") if n.strip()):
         kind = name.split("-")[0]
@@ -150,8 +160,13 @@ def main() -> int:
     def flows_for(rate: int) -> int:
         return args.flows or (int(rate * args.seconds) if rate else args.max_flows)
 
+    def packing_of(text: str) -> int:
+        return 0 if text.strip() in ("full", "0") else int(text)
+
+    packing = packing_of(args.packing)
     rate_results: list[StepResult] = []
     exporter_results: list[StepResult] = []
+    packing_results: list[StepResult] = []
     step_no = 0
     losses_in_a_row = {s.name: 0 for s in specs}
     rates = [parse_rate(r) for r in args.rates.split(",") if r.strip()]
@@ -160,7 +175,7 @@ def main() -> int:
             if args.stop_after_losses and losses_in_a_row[spec.name] >= args.stop_after_losses:
                 continue
             step_no += 1
-            r = run_step(spec, rate, args.exporters, flows_for(rate), args, gen, workroot, step_no)
+            r = run_step(spec, rate, args.exporters, flows_for(rate), args, gen, workroot, step_no, packing)
             rate_results.append(r)
             losses_in_a_row[spec.name] = 0 if r.lossless(args.loss_tolerance) else losses_in_a_row[spec.name] + 1
             print(step_line(r), flush=True)
@@ -172,14 +187,25 @@ def main() -> int:
             # Every exporter sends templates first: give each at least 4 full data datagrams so the step
             # measures steady state rather than 10,000 template messages.
             flows = max(flows_for(exporter_rate), count * 31 * 4)
-            r = run_step(spec, exporter_rate, count, flows, args, gen, workroot, step_no)
+            r = run_step(spec, exporter_rate, count, flows, args, gen, workroot, step_no, packing)
             exporter_results.append(r)
+            print(step_line(r), flush=True)
+
+    packing_rate = parse_rate(args.packing_rate)
+    for records in (packing_of(p) for p in args.packing_sweep.split(",") if p.strip()):
+        for spec in specs:
+            step_no += 1
+            r = run_step(spec, packing_rate, args.exporters, flows_for(packing_rate), args, gen, workroot, step_no,
+                         records)
+            packing_results.append(r)
             print(step_line(r), flush=True)
 
     report = [f"# kflow vs nfacctd benchmark, {stamp}", "", "```", *header_lines,
               "command: " + " ".join(sys.argv), "```", ""]
     for title, results, key in (("Rate sweep", rate_results, lambda r: r.rate),
-                                ("Exporter sweep", exporter_results, lambda r: r.exporters)):
+                                ("Exporter sweep", exporter_results, lambda r: r.exporters),
+                                ("Packing sweep (records per datagram; 0 = full)", packing_results,
+                                 lambda r: r.packing)):
         if not results:
             continue
         text, markdown = sweep_section(title, results, key, args.loss_tolerance)
@@ -192,7 +218,8 @@ def main() -> int:
     report_path = out / f"bench-{stamp}.md"
     report_path.write_text("\n".join(report))
     raw_path = out / f"bench-{stamp}.json"
-    raw_path.write_text(json.dumps([dataclasses.asdict(r) for r in rate_results + exporter_results], indent=1))
+    raw_path.write_text(json.dumps([dataclasses.asdict(r) for r in rate_results + exporter_results + packing_results],
+                                   indent=1))
     print(f"\nwrote {report_path} and {raw_path}")
     return 0
 

@@ -3,6 +3,7 @@ measured until quiet; the topic counted) and kflow's halves measured apart with 
 from __future__ import annotations
 
 import dataclasses
+import os
 import shutil
 import subprocess
 import time
@@ -11,7 +12,7 @@ from pathlib import Path
 import common  # noqa: F401  (the harness's import path)
 from collectors import CollectorSpec, start_collector
 from common import BenchError, HarnessError
-from measure import (TAIL_NET, count_records, host_busy_seconds, process_tree, tree_cpu_seconds, tree_pss_mb,
+from measure import (TAIL_NET, CpuCgroup, count_records, host_busy_seconds, process_tree, tree_cpu_seconds, tree_pss_mb,
                      udp_snmp, udp_socket_drops)
 from support.kafka import end_offsets_sum
 from support.loadgen import IpfixGen
@@ -23,6 +24,7 @@ class StepResult:
     collector: str
     rate: int
     exporters: int
+    packing: int = 0          # data records per datagram; 0 = as many as fit in 1,400 bytes (~30)
     sent: int = 0
     offered: float = 0.0
     delivered: int = 0
@@ -30,6 +32,8 @@ class StepResult:
     socket_drops: int = 0
     rcvbuf_errors: int = 0
     cpu: float = 0.0
+    cg_cpu: float | None = None          # the same window from the step's cgroup (cpu.stat usage_usec)
+    cg_cpu_delivered: float | None = None  # cgroup CPU from the first datagram to the last delivery (±1 s poll)
     broker_cpu: float = 0.0
     gen_cpu: float = 0.0
     others_cpu_pct: float = 0.0
@@ -55,6 +59,9 @@ class StepResult:
     def cpu_per_million(self) -> float:
         return self.cpu / self.work_millions if self.sent else float("nan")
 
+    def per_million(self, seconds: float | None) -> float:
+        return seconds / self.work_millions if self.sent and seconds is not None else float("nan")
+
     @property
     def broker_cpu_per_million(self) -> float:
         return self.broker_cpu / self.work_millions if self.sent else float("nan")
@@ -64,17 +71,19 @@ class StepResult:
 
 
 def run_step(spec: CollectorSpec, rate: int, exporters: int, flows: int, args, gen: Path, workroot: Path,
-             step_no: int) -> StepResult:
-    result = StepResult(spec.name, rate, exporters)
-    workdir = workroot / f"{step_no:02d}-{spec.name}-{rate}-{exporters}"
+             step_no: int, packing: int = 0) -> StepResult:
+    result = StepResult(spec.name, rate, exporters, packing)
+    workdir = workroot / f"{step_no:02d}-{spec.name}-{rate}-{exporters}-{packing}"
     workdir.mkdir(parents=True, exist_ok=True)
     topic = f"bench-{spec.name}-{rate}-{exporters}-{step_no}"
     broker = Broker(args.broker_port, workdir / "tansu.log").start()  # no broker: no step can run, stop here
     collector = None
+    cgroup = CpuCgroup(f"kflow-bench-{os.getpid()}-{step_no}")
     try:
         broker.create_topic(topic, args.partitions)
         collector = start_collector(spec, args, workdir, broker, topic, args.port)
         root = collector.process.pid
+        cgroup.adopt([p.pid for p in process_tree(root)])
 
         # What the collector burns with no traffic (nfacctd forks a Kafka writer every refresh interval),
         # reported apart so a reader can tell fixed costs from per-flow ones.
@@ -83,8 +92,10 @@ def run_step(spec: CollectorSpec, rate: int, exporters: int, flows: int, args, g
         result.idle_cpu_per_s = (tree_cpu_seconds(root) - idle0) / args.idle_seconds if args.idle_seconds else 0.0
 
         cpu0, broker0, busy0, snmp0 = tree_cpu_seconds(root), tree_cpu_seconds(broker.pid), host_busy_seconds(), udp_snmp()
+        cg0 = cgroup.usage_seconds()
         t0 = time.monotonic()
-        extra = ["--v6-ratio", str(args.v6_ratio)] + (["--burst", str(args.burst)] if args.burst else [])
+        extra = ["--v6-ratio", str(args.v6_ratio), "--records-per-datagram", str(packing)]
+        extra += ["--burst", str(args.burst)] if args.burst else []
         generator = IpfixGen(gen, args.port, flows, rate, exporters, args.seed, extra=extra).start()
         peak = 0.0
 
@@ -112,13 +123,15 @@ def run_step(spec: CollectorSpec, rate: int, exporters: int, flows: int, args, g
 
         # Quiet means: the collector used < 20 ms CPU in the last second, the topic stopped growing, and
         # it runs no more processes than when idle (nfacctd's Kafka writers may wait, CPU-less, on each other).
-        last_cpu, last_offsets = tree_cpu_seconds(root), -1
+        last_cpu, last_offsets, cg_delivered = tree_cpu_seconds(root), -1, None
         deadline = time.monotonic() + args.drain_timeout
         time.sleep(args.min_drain)
         while time.monotonic() < deadline:
             time.sleep(1.0)
             peak = max(peak, tree_pss_mb(root))
             cpu, offsets = tree_cpu_seconds(root), end_offsets_sum(broker.bootstrap, topic, args.partitions)
+            if offsets != last_offsets:  # the topic grew since the last poll: delivery was still going on
+                cg_delivered = cgroup.usage_seconds()
             if cpu - last_cpu < 0.02 and offsets == last_offsets and len(process_tree(root)) <= idle_processes:
                 break
             last_cpu, last_offsets = cpu, offsets
@@ -127,6 +140,10 @@ def run_step(spec: CollectorSpec, rate: int, exporters: int, flows: int, args, g
 
         result.seconds = time.monotonic() - t0
         result.cpu = tree_cpu_seconds(root) - cpu0
+        cg1 = cgroup.usage_seconds()
+        if cg0 is not None and cg1 is not None:
+            result.cg_cpu = cg1 - cg0
+            result.cg_cpu_delivered = (cg_delivered if cg_delivered is not None else cg1) - cg0
         result.broker_cpu = tree_cpu_seconds(broker.pid) - broker0
         busy = host_busy_seconds() - busy0
         snmp1 = udp_snmp()
@@ -152,6 +169,7 @@ def run_step(spec: CollectorSpec, rate: int, exporters: int, flows: int, args, g
         if collector:
             collector.stop()
         broker.stop()
+        cgroup.close()
         if not args.keep_work:
             shutil.rmtree(workdir, ignore_errors=True)
     return result

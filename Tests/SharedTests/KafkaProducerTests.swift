@@ -2,6 +2,7 @@ import Foundation
 import Testing
 @testable import Output
 @testable import KafkaOutput
+import CRdKafka
 
 #if canImport(Glibc)
 import Glibc
@@ -275,4 +276,65 @@ final class LockedValue<Value>: @unchecked Sendable {
     init(_ value: Value) { stored = value }
     var value: Value { lock.withLock { stored } }
     func update(_ body: (inout Value) -> Void) { lock.withLock { body(&stored) } }
+}
+
+/// The batched produce path: staged messages go to librdkafka in one produce_batch call per submit, with
+/// the partition computed here; delivery reports come back as events.
+extension KafkaProducerTests {
+    @Test func keyPartitionerIsKafkasMurmur2AndAgreesWithLibrdkafka() {
+        // Kafka's UtilsTest.testMurmur2: the Java int result of Utils.murmur2 for these inputs.
+        let vectors: [(String, Int32)] = [
+            ("21", -973_932_308), ("foobar", -790_332_482), ("a-little-bit-long-string", -985_981_536),
+            ("a-little-bit-longer-string", -1_486_304_829), ("lkjh234lh9fiuh90y23oiuhsafujhadof229phr9h19h89h8", -58_897_971),
+            ("abc", 479_470_107),
+        ]
+        for (text, expected) in vectors {
+            #expect(Array(text.utf8).withUnsafeBytes { KeyPartitioner.murmur2($0) } == UInt32(bitPattern: expected), "\(text)")
+        }
+        // librdkafka's own murmur2 partitioner (what partitioner=murmur2 runs), keys of every tail length.
+        var mismatches = 0
+        for length in 1..<80 {
+            for partitions: Int32 in [1, 3, 8, 1000] {
+                let key = (0..<length).map { _ in UInt8.random(in: 0...255) }
+                key.withUnsafeBytes { bytes in
+                    let theirs = rd_kafka_msg_partitioner_murmur2(nil, bytes.baseAddress, bytes.count, partitions, nil, nil)
+                    if KeyPartitioner.partition(of: bytes, partitions: partitions) != theirs { mismatches += 1 }
+                }
+            }
+        }
+        #expect(mismatches == 0)
+        #expect(KeyPartitioner(properties: [("partitioner", "murmur2_random")]) == .murmur2)
+        #expect(KeyPartitioner(properties: [("partitioner", "murmur2_random"), ("partitioner", "fnv1a")]) == .librdkafka)
+        #expect(KeyPartitioner(properties: []) == .librdkafka)
+    }
+
+    @Test func stagedMessagesAreSubmittedInBatchesAndCountedExactlyAgainstTheBroker() throws {
+        let broker = TestBroker(port: 39_419)
+        try broker.start()
+        defer { broker.stop() }
+        let topic = Self.uniqueTopic()
+        let count = 10_000
+        let none = UnsafeRawBufferPointer(start: nil, count: 0)
+        do {
+            let producer = try KafkaProducer(properties: [("bootstrap.servers", broker.bootstrap), ("linger.ms", "5")], topic: topic)
+            // The first 5,000 without a submit: staging submits by itself when it holds its limit.
+            for index in 0..<count {
+                Self.payload(index).withUnsafeBytes { producer.send($0, key: none, records: 2) }
+                if index >= 5_000, index % 700 == 0 {
+                    producer.submit()
+                    producer.poll()
+                }
+            }
+            #expect(producer.counters.produced >= 4_096, "staging did not submit at its limit")
+            #expect(producer.flush(timeoutMs: 30_000) == 0)
+            let c = producer.counters
+            #expect(c.produced == UInt64(count) && c.delivered == UInt64(count))
+            #expect(c.recordsProduced == 2 * UInt64(count) && c.recordsDelivered == 2 * UInt64(count))
+            #expect(c.failed == 0 && c.queueFullDrops == 0 && c.produceErrors == 0 && c.outstanding == 0)
+            #expect(producer.partitionCount > 0, "the partition count was never learned")
+        }
+        let received = try broker.consume(topic: topic, expected: count)
+        #expect(received.count == count)
+        #expect(Set(received) == Set((0..<count).map(Self.payload)))
+    }
 }

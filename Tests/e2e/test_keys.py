@@ -189,3 +189,18 @@ def test_an_explicit_partitioner_is_kept(kflow_factory, broker, topic):
     messages = read_keyed(broker, topic, sent)
     assert sum(len(batch) for _, _, batch in messages) == sent
     assert any(partition != java_partition(key.encode(), PARTITIONS) for partition, key, _ in messages)
+
+
+def test_unkeyed_records_are_spread_over_the_partitions(kflow_factory, broker, topic):
+    """Without a key each receive batch goes to one partition (one produce_batch call), the next batch to
+    the next partition: over a few batches several partitions fill, and every record arrives once."""
+    broker.create_topic(topic, PARTITIONS)
+    kflow = kflow_factory(broker.bootstrap, topic, kafka__key="none")
+    time.sleep(1.0)  # the producer learns the partition count from metadata meanwhile
+    sent = 0
+    for _ in range(6):
+        sent += send_all(kflow)
+        time.sleep(0.2)
+    messages = read_keyed(broker, topic, sent)
+    assert sum(len(batch) for _, _, batch in messages) == sent
+    assert len({partition for partition, _, _ in messages}) >= 3, "records were not spread over the partitions"

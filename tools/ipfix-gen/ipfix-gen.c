@@ -67,6 +67,7 @@ struct options {
     uint64_t seed;
     int burst;              /* datagrams per sendmmsg() call and per exporter turn; 0 = automatic */
     int max_datagram;
+    int records_per_datagram; /* 0 = as many as fit in max_datagram */
     double template_refresh;
     uint32_t domain_base;
     int source_port_base;   /* 0 = kernel-chosen ports */
@@ -220,6 +221,7 @@ static size_t build_data_message(uint8_t *buf, struct exporter *e, uint64_t *nex
         size_t used = (n4 ? SET_HEADER_LEN + n4 * RECORD_LEN_V4 : 0) + (n6 ? SET_HEADER_LEN + n6 * RECORD_LEN_V6 : 0);
         if ((v6 ? n6 : n4) == 0) need += SET_HEADER_LEN;
         if (used + need > budget) break;
+        if (o->records_per_datagram && n4 + n6 >= (size_t)o->records_per_datagram) break;
         if (v6) n6++; else n4++;
         end++;
     }
@@ -253,6 +255,7 @@ static void usage(FILE *out) {
         "  --seed S                seed for record contents (default 1)\n"
         "  --burst B               datagrams per sendmmsg and per exporter turn (default 32 / exporters, min 1)\n"
         "  --max-datagram BYTES    IPFIX message size limit (default 1400)\n"
+        "  --records-per-datagram N  at most N data records per message; 0 = as many as fit (default 0)\n"
         "  --template-refresh SEC  resend templates per exporter this often (default 5)\n"
         "  --domain-base D         observation domain of exporter k is D+k (default 1)\n"
         "  --source ADDR           local address to send from (default: any)\n"
@@ -271,6 +274,7 @@ static int parse_options(int argc, char **argv, struct options *o) {
         {"template-refresh", required_argument, 0, 't'}, {"domain-base", required_argument, 0, 'D'},
         {"source", required_argument, 0, 'S'}, {"source-port-base", required_argument, 0, 'P'},
         {"sndbuf", required_argument, 0, 'B'}, {"src-net", required_argument, 0, 'N'},
+        {"records-per-datagram", required_argument, 0, 'R'},
         {"help", no_argument, 0, 'h'}, {0, 0, 0, 0},
     };
     *o = (struct options){.flows = 1000000, .exporters = 1, .seed = 1, .max_datagram = 1400,
@@ -293,6 +297,7 @@ static int parse_options(int argc, char **argv, struct options *o) {
         case 'D': o->domain_base = (uint32_t)strtoul(optarg, &end, 10); break;
         case 'S': o->source = optarg; break;
         case 'P': o->source_port_base = (int)strtol(optarg, &end, 10); break;
+        case 'R': o->records_per_datagram = (int)strtol(optarg, &end, 10); break;
         case 'B': o->sndbuf = (int)strtol(optarg, &end, 10); break;
         case 'N': {
             long net = strtol(optarg, &end, 10);
@@ -317,6 +322,9 @@ static int parse_options(int argc, char **argv, struct options *o) {
     int smallest = MESSAGE_HEADER_LEN + SET_HEADER_LEN + RECORD_LEN_V6;
     if (o->max_datagram < smallest || o->max_datagram > MAX_DATAGRAM) {
         fprintf(stderr, "ipfix-gen: --max-datagram %d is outside %d..%d\n", o->max_datagram, smallest, MAX_DATAGRAM); return -1;
+    }
+    if (o->records_per_datagram < 0) {
+        fprintf(stderr, "ipfix-gen: --records-per-datagram %d is negative\n", o->records_per_datagram); return -1;
     }
     if (o->burst == 0) o->burst = o->exporters >= 32 ? 1 : 32 / o->exporters;
     if (o->burst < 1 || o->burst > MAX_BURST) { fprintf(stderr, "ipfix-gen: --burst %d is outside 1..%d\n", o->burst, MAX_BURST); return -1; }

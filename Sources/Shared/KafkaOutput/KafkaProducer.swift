@@ -9,9 +9,18 @@ import Glibc
 /// A librdkafka producer for one topic that only moves bytes: it copies each message into librdkafka's
 /// queue, never blocks the caller, and counts what happens to every message.
 ///
-/// Threading: all callbacks (delivery reports, errors, logs) run inside `poll()`, `flush(timeoutMs:)`
-/// or `deinit` on the caller's thread — logs are forwarded to the main queue (`log.queue=true`), so
-/// librdkafka's own threads never call into Swift. One producer belongs to one thread.
+/// Messages given to `send` are staged and handed to librdkafka together by `submit()` (the worker calls
+/// it once per receive batch) with one `rd_kafka_produce_batch` call and an explicit partition: one
+/// clock read and one topic/partition lock per call instead of per message, and no partitioner. Unkeyed
+/// messages go to one partition, the next one every two linger periods (librdkafka's sticky partitioning,
+/// without its per-message cost), over the topic's partitions (learned from metadata by `PartitionWatcher`);
+/// keyed ones to the partition the configured partitioner would choose (`KeyPartitioner`). Until the
+/// partition count is known, or for partitioners kflow does not compute, librdkafka's partitioner chooses.
+///
+/// Threading: delivery reports arrive as events on the main queue, served by `poll()`, `flush` and
+/// `drain` on the caller's thread; errors and logs are callbacks served there too (logs are forwarded to
+/// the main queue, `log.queue=true`), so librdkafka's own threads never call into Swift. One producer
+/// belongs to one thread.
 public final class KafkaProducer {
     /// What happened to the messages given to `produce`, and to the records they carry (one per message
     /// unless messages are batches: each `produce` says how many records its message holds).
@@ -70,7 +79,21 @@ public final class KafkaProducer {
     public let topic: String
     private let handle: OpaquePointer
     private let topicHandle: OpaquePointer
+    /// The main queue, where delivery report events wait for `poll`.
+    private let mainQueue: OpaquePointer
     private let events: ProducerEvents
+    private let staged = StagedMessages()
+    private let keyPartitioner: KeyPartitioner
+    private let partitions: PartitionWatcher
+    private var partition: Int32 = 0
+    private var partitionSinceNs: UInt64 = 0
+    /// How long unkeyed messages stay on one partition: `sticky.partitioning.linger.ms` when configured,
+    /// else two `linger.ms` (100 ms with kflow's defaults), at least 10 ms. Measured (docs/BENCHMARKS.md):
+    /// switching every 10 ms, librdkafka's default, made Tansu's cost per flow 1.4–1.6× at 100 k flows/s
+    /// (smaller batches per partition); two linger periods give each request one full batch.
+    private let stickyNs: UInt64
+    /// Delivery-report message pointers, reused.
+    private var reportBuffer = [UnsafePointer<rd_kafka_message_t>?](repeating: nil, count: 1024)
 
     /// - Parameters:
     ///   - properties: librdkafka properties, applied in order, verbatim (`kafka.props.*` without the prefix).
@@ -86,9 +109,14 @@ public final class KafkaProducer {
 
         // Ours last, so a property from the configuration cannot undo what the callbacks rely on.
         let configuration = try KafkaConfiguration.make(properties: properties + [("log.queue", "true")])
+        keyPartitioner = KeyPartitioner(properties: properties)
+        func milliseconds(_ name: String) -> UInt64? { properties.last { $0.name == name }.flatMap { UInt64($0.value) } }
+        let lingerMs = milliseconds("linger.ms") ?? milliseconds("queue.buffering.max.ms") ?? 5
+        stickyNs = max(milliseconds("sticky.partitioning.linger.ms") ?? 2 * lingerMs, 10) * 1_000_000
         var errorText = [CChar](repeating: 0, count: Librdkafka.errorTextCapacity)
         rd_kafka_conf_set_opaque(configuration, Unmanaged.passUnretained(events).toOpaque())
-        rd_kafka_conf_set_dr_msg_cb(configuration, kafkaDeliveryReport)
+        // Delivery reports as events: `poll` takes them a request's batch at a time (no callback per message).
+        rd_kafka_conf_set_events(configuration, Librdkafka.deliveryReportEvent)
         rd_kafka_conf_set_error_cb(configuration, kafkaError)
         rd_kafka_conf_set_log_cb(configuration, kafkaLog)
 
@@ -106,13 +134,17 @@ public final class KafkaProducer {
         }
         self.handle = handle
         self.topicHandle = topicHandle
+        mainQueue = rd_kafka_queue_get_main(handle)
+        partitions = PartitionWatcher(handle: handle, topicHandle: topicHandle)
     }
 
     deinit {
         // Whatever is still queued will not be delivered: purge it rather than let rd_kafka_destroy wait
         // on an unreachable broker. Nobody reads the counts any more: call `drain` first to keep them.
+        partitions.stop()
         rd_kafka_purge(handle, Librdkafka.purgeQueuedAndInFlight)
-        rd_kafka_poll(handle, 0)
+        serveEvents(timeoutMs: 0)
+        rd_kafka_queue_destroy(mainQueue)
         rd_kafka_topic_destroy(topicHandle)
         rd_kafka_destroy(handle)
     }
@@ -131,33 +163,16 @@ public final class KafkaProducer {
     /// Messages and requests waiting in librdkafka (rd_kafka_outq_len).
     public var queueDepth: Int { Int(rd_kafka_outq_len(handle)) }
 
-    /// Queues a copy of `payload` for the topic (partition chosen by librdkafka). Never blocks: when the
-    /// queue is full it serves pending callbacks once without waiting and retries, then drops and counts.
-    /// `records` is how many records the message carries (batch mode), so losses are counted in records too.
-    /// A non-empty `key` is copied as the message key (the partitioner hashes it).
+    /// Queues a copy of `payload` for the topic at once (`send` + `submit` for one message) and says what
+    /// became of it. Never blocks: when the queue is full it serves pending reports once without waiting
+    /// and retries, then drops and counts. `records` is how many records the message carries (batch
+    /// mode), so losses are counted in records too. A non-empty `key` is copied as the message key.
     @discardableResult
     public func produce(_ payload: UnsafeRawBufferPointer, key: UnsafeRawBufferPointer = UnsafeRawBufferPointer(start: nil, count: 0),
                         records: Int = 1) -> ProduceOutcome {
-        let records = max(records, 1)
-        var code = enqueue(payload, key: key, records: records)
-        if code == RD_KAFKA_RESP_ERR__QUEUE_FULL {
-            rd_kafka_poll(handle, 0)
-            code = enqueue(payload, key: key, records: records)
-        }
-        switch code {
-        case RD_KAFKA_RESP_ERR_NO_ERROR:
-            events.counters.produced += 1
-            events.counters.recordsProduced += UInt64(records)
-            return .queued
-        case RD_KAFKA_RESP_ERR__QUEUE_FULL:
-            events.counters.queueFullDrops += 1
-            events.counters.recordsDropped += UInt64(records)
-            return .droppedQueueFull
-        default:
-            events.counters.produceErrors += 1
-            events.counters.recordsDropped += UInt64(records)
-            return .refused(code: code.rawValue)
-        }
+        submit()
+        stage(payload, key: key, records: records)
+        return submit(outcomeOfFirst: true)
     }
 
     @discardableResult
@@ -166,42 +181,190 @@ public final class KafkaProducer {
         return bytes.withUnsafeBytes { payload in key.withUnsafeBytes { produce(payload, key: $0, records: records) } }
     }
 
-    private func enqueue(_ payload: UnsafeRawBufferPointer, key: UnsafeRawBufferPointer, records: Int) -> rd_kafka_resp_err_t {
-        // The record count rides in the message's opaque pointer (no allocation); the delivery report
-        // hands it back. records >= 1, so the pointer is never nil.
-        let status = rd_kafka_produce(topicHandle, Librdkafka.unassignedPartition, Librdkafka.copyPayload,
-                                      UnsafeMutableRawPointer(mutating: payload.baseAddress), payload.count,
-                                      key.count > 0 ? key.baseAddress : nil, key.count,
-                                      UnsafeMutableRawPointer(bitPattern: records))
-        return status == 0 ? RD_KAFKA_RESP_ERR_NO_ERROR : rd_kafka_last_error()
+    /// Copies the message into the staging area; `submit()` hands what is staged to librdkafka (and is
+    /// called here when the area is full, so the caller never has to).
+    public func stage(_ payload: UnsafeRawBufferPointer, key: UnsafeRawBufferPointer, records: Int) {
+        if !staged.fits(payload.count + key.count) { submit() }
+        staged.append(payload, key: key, records: max(records, 1))
     }
+
+    /// Hands every staged message to librdkafka with one `rd_kafka_produce_batch` call (per partition
+    /// choice: unkeyed ones to the next partition in turn, keyed ones each to its own), and counts the
+    /// outcome of each. `outcomeOfFirst` returns the first message's outcome (for `produce`).
+    @discardableResult
+    public func submit(outcomeOfFirst: Bool = false) -> ProduceOutcome {
+        guard staged.count > 0 else { return .queued }
+        let partitionCount = partitions.count
+        let count = staged.count
+        var messages = staged.messages(topic: topicHandle)
+        var flags = Librdkafka.copyPayload
+        var partition = Librdkafka.unassignedPartition
+        if partitionCount > 0 {
+            if staged.keyed {
+                if keyPartitioner == .murmur2 {
+                    flags |= Librdkafka.perMessagePartition
+                    for i in 0..<count {
+                        messages[i].partition = KeyPartitioner.partition(
+                            of: UnsafeRawBufferPointer(start: messages[i].key, count: messages[i].key_len), partitions: partitionCount)
+                    }
+                }
+            } else {
+                let now = Clock.monotonicNanoseconds
+                if now &- partitionSinceNs >= stickyNs {
+                    self.partition = (self.partition + 1) % partitionCount
+                    partitionSinceNs = now
+                }
+                partition = self.partition % partitionCount
+            }
+        }
+        var failures = produceBatch(&messages, partition: partition, flags: flags)
+        if failures > 0 { failures = retry(&messages, flags: flags) }
+        var first = ProduceOutcome.queued
+        for i in 0..<count {
+            let records = UInt64(Int(bitPattern: messages[i]._private))
+            let outcome: ProduceOutcome
+            switch messages[i].err {
+            case RD_KAFKA_RESP_ERR_NO_ERROR:
+                events.counters.produced += 1
+                events.counters.recordsProduced += records
+                outcome = .queued
+            case RD_KAFKA_RESP_ERR__QUEUE_FULL:
+                events.counters.queueFullDrops += 1
+                events.counters.recordsDropped += records
+                outcome = .droppedQueueFull
+            default:
+                events.counters.produceErrors += 1
+                events.counters.recordsDropped += records
+                outcome = .refused(code: messages[i].err.rawValue)
+            }
+            if i == 0 { first = outcome }
+        }
+        staged.clear()
+        return outcomeOfFirst ? first : .queued
+    }
+
+    /// Messages refused by the first call get one more chance: after serving pending reports (queue
+    /// full), or unassigned (a partition the topic does not have: the partition count is relearned).
+    /// Returns how many are still refused.
+    private func retry(_ messages: inout [rd_kafka_message_t], flags: Int32) -> Int {
+        var again: [Int] = []
+        var unknownPartition = false
+        for i in messages.indices where messages[i].err != RD_KAFKA_RESP_ERR_NO_ERROR {
+            if messages[i].err == RD_KAFKA_RESP_ERR__UNKNOWN_PARTITION { unknownPartition = true }
+            if messages[i].err == RD_KAFKA_RESP_ERR__QUEUE_FULL || messages[i].err == RD_KAFKA_RESP_ERR__UNKNOWN_PARTITION {
+                again.append(i)
+            }
+        }
+        guard !again.isEmpty else { return 0 }
+        if unknownPartition {
+            partitions.invalidate()
+        } else {
+            serveEvents(timeoutMs: 0)
+        }
+        var subset = again.map { messages[$0] }
+        for i in subset.indices { subset[i].err = RD_KAFKA_RESP_ERR_NO_ERROR }
+        let failures = produceBatch(&subset, partition: Librdkafka.unassignedPartition,
+                                    flags: flags & ~Librdkafka.perMessagePartition)
+        for (j, i) in again.enumerated() { messages[i].err = subset[j].err }
+        return failures
+    }
+
+    /// rd_kafka_produce_batch; returns how many messages it refused (each has its `err` set).
+    private func produceBatch(_ messages: inout [rd_kafka_message_t], partition: Int32, flags: Int32) -> Int {
+        let count = messages.count
+        let accepted = messages.withUnsafeMutableBufferPointer {
+            rd_kafka_produce_batch(topicHandle, partition, flags, $0.baseAddress, Int32(count))
+        }
+        return count - Int(accepted)
+    }
+
+    /// The topic's partition count from metadata; 0 while unknown (then librdkafka partitions).
+    public var partitionCount: Int32 { partitions.count }
 
     /// Serves delivery reports, errors and logs that are ready, without waiting. Call once per loop turn.
     /// Returns the number of events served.
     @discardableResult
-    public func poll() -> Int { Int(rd_kafka_poll(handle, 0)) }
+    public func poll() -> Int { serveEvents(timeoutMs: 0) }
 
-    /// Waits up to `timeoutMs` for everything queued to be delivered (or to fail), serving callbacks.
+    /// Serves the main queue: delivery reports, errors and logs. rd_kafka_queue_poll returns errors and
+    /// logs as events too (whatever the enabled set), so they go to the same handlers as the callbacks
+    /// (which rd_kafka_poll would call). Waits up to `timeoutMs` for the first one only. Returns the
+    /// number of events served.
+    @discardableResult
+    private func serveEvents(timeoutMs: Int32) -> Int {
+        var served = 0
+        var wait = timeoutMs
+        while let event = rd_kafka_queue_poll(mainQueue, wait) {
+            wait = 0
+            switch rd_kafka_event_type(event) {
+            case Librdkafka.deliveryReportEvent:
+                countDeliveries(event)
+            case Librdkafka.errorEvent:
+                let fatal = rd_kafka_event_error_is_fatal(event) != 0
+                // As the error callback gets it: a fatal one as __FATAL (its handler asks for the cause).
+                kafkaError(handle, fatal ? RD_KAFKA_RESP_ERR__FATAL.rawValue : rd_kafka_event_error(event).rawValue,
+                           rd_kafka_event_error_string(event), rd_kafka_opaque(handle))
+            case Librdkafka.logEvent:
+                var facility: UnsafePointer<CChar>?
+                var message: UnsafePointer<CChar>?
+                var level: Int32 = 0
+                if rd_kafka_event_log(event, &facility, &message, &level) == 0 {
+                    kafkaLog(handle, level, facility, message)
+                }
+            default:
+                break
+            }
+            rd_kafka_event_destroy(event)
+            served += 1
+        }
+        return served
+    }
+
+    /// One delivery report event: the messages of one produce request (or of one purge), each with its
+    /// error and its record count (in the message's opaque pointer).
+    private func countDeliveries(_ event: OpaquePointer) {
+        let total = rd_kafka_event_message_count(event)
+        var done = 0
+        while done < total {
+            let got = reportBuffer.withUnsafeMutableBufferPointer {
+                rd_kafka_event_message_array(event, $0.baseAddress, $0.count)
+            }
+            guard got > 0 else { break }
+            for i in 0..<got {
+                guard let message = reportBuffer[i] else { continue }
+                events.countDelivery(error: message.pointee.err, records: UInt64(max(Int(bitPattern: message.pointee._private), 1)))
+            }
+            done += got
+        }
+    }
+
+    /// Waits up to `timeoutMs` for everything queued to be delivered (or to fail), serving reports.
     /// Returns the number of messages still undelivered (0 when all were handled).
     @discardableResult
     public func flush(timeoutMs: Int) -> Int {
-        rd_kafka_flush(handle, Int32(clamping: timeoutMs))
-        return queueDepth
+        submit()
+        let deadline = Clock.monotonicNanoseconds &+ UInt64(max(timeoutMs, 0)) &* 1_000_000
+        serveEvents(timeoutMs: 0)
+        while events.counters.outstanding > 0 {
+            let now = Clock.monotonicNanoseconds
+            guard now < deadline else { break }
+            serveEvents(timeoutMs: Int32(clamping: min((deadline - now) / 1_000_000 + 1, 100)))
+        }
+        return Int(events.counters.outstanding)
     }
 
     /// The end of a producer's life: flushes for up to `timeoutMs`, then purges what is left (queued and
     /// in flight) and serves the purged messages' delivery reports, so every message produced ends up
     /// counted as delivered or failed (`purged`) before the owner publishes its counters and exits.
     public func drain(timeoutMs: Int) -> DrainOutcome {
-        rd_kafka_flush(handle, Int32(clamping: timeoutMs))
-        let left = Int(events.counters.outstanding)
+        let left = flush(timeoutMs: timeoutMs)
         guard left > 0 else { return DrainOutcome(undeliveredAtTimeout: 0, unaccounted: 0) }
         // Blocks only while librdkafka's threads hand over their queues; the reports then wait on the
         // main queue, which the flush below serves (it returns as soon as none is outstanding).
         rd_kafka_purge(handle, Librdkafka.purgeQueuedAndInFlight)
         let deadline = Clock.monotonicNanoseconds &+ Self.purgeReportWaitNs
         while events.counters.outstanding > 0, Clock.monotonicNanoseconds < deadline {
-            rd_kafka_flush(handle, 100)
+            serveEvents(timeoutMs: 100)
         }
         return DrainOutcome(undeliveredAtTimeout: left, unaccounted: Int(events.counters.outstanding))
     }
@@ -221,8 +384,82 @@ public final class KafkaProducer {
 }
 
 extension KafkaProducer: MessageTransport {
+    /// Stages the message; the owner calls `submit()` once per receive batch (and `poll()` after it).
     public func send(_ message: UnsafeRawBufferPointer, key: UnsafeRawBufferPointer, records: Int) {
-        produce(message, key: key, records: records)
+        stage(message, key: key, records: records)
+    }
+}
+
+/// Messages waiting for the next `rd_kafka_produce_batch`: their bytes (payload, then key) back to back
+/// in one growing buffer, and where each starts. librdkafka copies them during the call, so the buffer
+/// is reused at once.
+private final class StagedMessages {
+    /// Up to this many messages or bytes per produce_batch call (a message larger than the byte limit
+    /// is staged alone).
+    static let maxMessages = 4096
+    static let maxBytes = 4 << 20
+
+    struct Entry {
+        var offset: Int
+        var length: Int
+        var keyLength: Int
+        var records: Int
+    }
+    private(set) var entries: [Entry] = []
+    private var buffer: UnsafeMutableRawPointer
+    private var capacity: Int
+    private var used = 0
+    private(set) var keyed = false
+
+    init() {
+        entries.reserveCapacity(Self.maxMessages)
+        capacity = 1 << 20
+        buffer = UnsafeMutableRawPointer.allocate(byteCount: capacity, alignment: 16)
+    }
+
+    deinit { buffer.deallocate() }
+
+    var count: Int { entries.count }
+
+    func fits(_ size: Int) -> Bool {
+        entries.isEmpty || (entries.count < Self.maxMessages && used + size <= Self.maxBytes)
+    }
+
+    func append(_ payload: UnsafeRawBufferPointer, key: UnsafeRawBufferPointer, records: Int) {
+        let size = payload.count + key.count
+        if used + size > capacity {
+            let grown = UnsafeMutableRawPointer.allocate(byteCount: max(capacity * 2, used + size), alignment: 16)
+            grown.copyMemory(from: buffer, byteCount: used)
+            buffer.deallocate()
+            buffer = grown
+            capacity = max(capacity * 2, used + size)
+        }
+        entries.append(Entry(offset: used, length: payload.count, keyLength: key.count, records: records))
+        if let base = payload.baseAddress { (buffer + used).copyMemory(from: base, byteCount: payload.count) }
+        if let base = key.baseAddress, key.count > 0 {
+            (buffer + used + payload.count).copyMemory(from: base, byteCount: key.count)
+            keyed = true
+        }
+        used += size
+    }
+
+    func clear() {
+        entries.removeAll(keepingCapacity: true)
+        used = 0
+        keyed = false
+    }
+
+    /// librdkafka's view of the staged messages; their pointers are valid until the next `append`/`clear`.
+    func messages(topic: OpaquePointer) -> [rd_kafka_message_t] {
+        entries.map { entry in
+            let payload = buffer + entry.offset
+            return rd_kafka_message_t(
+                err: RD_KAFKA_RESP_ERR_NO_ERROR, rkt: topic, partition: Librdkafka.unassignedPartition,
+                payload: payload, len: entry.length,
+                key: entry.keyLength > 0 ? payload + entry.length : nil,
+                key_len: entry.keyLength, offset: 0,
+                _private: UnsafeMutableRawPointer(bitPattern: entry.records))
+        }
     }
 }
 
@@ -238,28 +475,25 @@ private final class ProducerEvents {
 
     init(log: ((KafkaProducer.LogMessage) -> Void)?) { self.log = log }
 
+    func countDelivery(error: rd_kafka_resp_err_t, records: UInt64) {
+        if error == RD_KAFKA_RESP_ERR_NO_ERROR {
+            counters.delivered += 1
+            counters.recordsDelivered += records
+        } else {
+            counters.failed += 1
+            counters.recordsFailed += records
+            if error == RD_KAFKA_RESP_ERR__PURGE_QUEUE || error == RD_KAFKA_RESP_ERR__PURGE_INFLIGHT {
+                counters.purged += 1
+            }
+            lastDeliveryError = error.rawValue
+        }
+    }
+
     static func from(_ opaque: UnsafeMutableRawPointer?) -> ProducerEvents? {
         opaque.map { Unmanaged<ProducerEvents>.fromOpaque($0).takeUnretainedValue() }
     }
 }
 
-private func kafkaDeliveryReport(_: OpaquePointer?, _ message: UnsafePointer<rd_kafka_message_t>?,
-                                 _ opaque: UnsafeMutableRawPointer?) {
-    guard let events = ProducerEvents.from(opaque), let message else { return }
-    let error = message.pointee.err
-    let records = UInt64(max(Int(bitPattern: message.pointee._private), 1))
-    if error == RD_KAFKA_RESP_ERR_NO_ERROR {
-        events.counters.delivered += 1
-        events.counters.recordsDelivered += records
-    } else {
-        events.counters.failed += 1
-        events.counters.recordsFailed += records
-        if error == RD_KAFKA_RESP_ERR__PURGE_QUEUE || error == RD_KAFKA_RESP_ERR__PURGE_INFLIGHT {
-            events.counters.purged += 1
-        }
-        events.lastDeliveryError = error.rawValue
-    }
-}
 
 private func kafkaError(_ handle: OpaquePointer?, _ code: Int32, _ reason: UnsafePointer<CChar>?,
                         _ opaque: UnsafeMutableRawPointer?) {

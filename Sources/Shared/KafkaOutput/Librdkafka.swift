@@ -14,6 +14,13 @@ enum Librdkafka {
     static let unassignedPartition: Int32 = -1
     /// RD_KAFKA_MSG_F_COPY: librdkafka copies the payload before produce returns.
     static let copyPayload: Int32 = 0x2
+    /// RD_KAFKA_MSG_F_PARTITION: produce_batch uses each message's own partition.
+    static let perMessagePartition: Int32 = 0x8
+    /// RD_KAFKA_EVENT_DR: delivery reports as events on the main queue.
+    static let deliveryReportEvent: Int32 = 0x1
+    /// RD_KAFKA_EVENT_LOG and RD_KAFKA_EVENT_ERROR.
+    static let logEvent: Int32 = 0x4
+    static let errorEvent: Int32 = 0x8
     /// RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT.
     static let purgeQueuedAndInFlight: Int32 = 0x1 | 0x2
     /// Size of the error text buffers librdkafka fills (its own examples use 512).

@@ -232,6 +232,8 @@ public final class Worker {
             } else {
                 sink.flush()
             }
+            // What this turn's datagrams produced goes to librdkafka in one produce_batch call.
+            producer.submit()
             _ = producer.poll()
             // A fatal producer error (e.g. the idempotent producer lost its ordering guarantee) means
             // nothing more can be delivered: stop, account for the queue, exit non-zero to be replaced.
