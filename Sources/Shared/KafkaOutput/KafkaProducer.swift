@@ -348,7 +348,11 @@ public final class KafkaProducer {
         while events.counters.outstanding > 0 {
             let now = Clock.monotonicNanoseconds
             guard now < deadline else { break }
-            serveEvents(timeoutMs: Int32(clamping: min((deadline - now) / 1_000_000 + 1, 100)))
+            // rd_kafka_flush is what tells the broker threads to send now rather than after linger.ms
+            // (its flushing state lasts for the call). In event mode it does not serve the main queue,
+            // it only waits, so it runs in short slices with the reports served between them.
+            rd_kafka_flush(handle, Int32(clamping: min((deadline - now) / 1_000_000 + 1, Self.flushSliceMs)))
+            serveEvents(timeoutMs: 0)
         }
         return Int(events.counters.outstanding)
     }
@@ -368,6 +372,9 @@ public final class KafkaProducer {
         }
         return DrainOutcome(undeliveredAtTimeout: left, unaccounted: Int(events.counters.outstanding))
     }
+
+    /// How long one rd_kafka_flush call of `flush` lasts before the reports it waited for are served.
+    static let flushSliceMs: UInt64 = 10
 
     /// How long `drain` waits for the delivery reports of purged messages (they are normally served at once).
     static let purgeReportWaitNs: UInt64 = 2_000_000_000
