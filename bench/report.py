@@ -18,8 +18,8 @@ def row(r: StepResult) -> list[str]:
     notes = [r.error] if r.error else []
     if not r.packets_ok:
         notes.append("packet sums differ")
-    if r.tail_delivered != r.tail_sent:
-        notes.append(f"markers {r.tail_delivered}/{r.tail_sent}")
+    if r.tail_delivered != r.tail_sent + r.warmup_sent:
+        notes.append(f"markers {r.tail_delivered}/{r.tail_sent + r.warmup_sent}")
     notes += [f"{name.removeprefix('kflow_').removesuffix('_total')} {value:,.0f}"
               for name, value in r.collector_counters.items()]
     note = "; ".join(notes)

@@ -23,7 +23,7 @@ server.batch.size=64
 # After a read that found fewer than server.batch.size datagrams, a worker waits this many
 # microseconds (0-100000) before it looks again, so datagrams trickling in from many exporters are
 # read a batch per wake-up instead of one per wake-up. Adds at most this much latency; 0 = no wait.
-server.receive.wait.us=2000
+server.receive.wait.us=8000
 
 # Kafka topic the JSON records are written to.
 kafka.topic=ipfix

@@ -48,6 +48,8 @@ public final class Worker {
     private var templateSources: [(exchange: TemplateExchange, importedSequence: UInt64?)]
     private var publishedTemplateGeneration: UInt64 = 0
     private var snapshotBuffer: [UInt8] = []
+    /// What the last publish of the template snapshot took (sizing plus writing), in nanoseconds.
+    private var lastTemplatePublishCostNs: UInt64 = 0
     private static let templateImportWindowNs: UInt64 = 3_000_000_000
     /// This slot's file in `templates.state.dir`, if one is configured.
     private let stateFiles: TemplateStateFiles?
@@ -380,13 +382,15 @@ public final class Worker {
         segment.publishSamplers(samplers)
     }
 
-    /// How soon a changed template cache is published again. 100 ms; with round-robin 5 ms while the
-    /// snapshot is small (< 1 MiB), since until then a sibling that gets the exporter's next data sets
-    /// drops them as unknown: the window of loss at a session's start shrinks twentyfold, the cost stays
-    /// below a 1 MiB copy per 5 ms during template storms.
+    /// How soon a changed template cache is published again: 100 ms, or 5 ms with round-robin (until
+    /// then a sibling that gets the exporter's next data sets drops them as unknown: the window of loss
+    /// at a session's start shrinks twentyfold). Never sooner than 100 times what the last publish took,
+    /// so that thousands of exporters learning templates (each change rewrites the whole snapshot) cost
+    /// the worker at most about 1 % of its time.
     private func templatePublishIntervalNs() -> UInt64 {
-        spreadsSessions && decoder.templateSnapshotSize < 1 << 20 ? 5_000_000 : 100_000_000
+        max(spreadsSessions ? 5_000_000 : 100_000_000, lastTemplatePublishCostNs &* Self.templatePublishCostFactor)
     }
+    static let templatePublishCostFactor: UInt64 = 100
 
     /// Imports what other nodes published (slot 0 reads the topic; its siblings find those templates in
     /// its exchange), and publishes, at most every second, what this worker's exporters taught it.
@@ -502,6 +506,8 @@ public final class Worker {
 
     private func publishTemplateSnapshot() {
         guard let exchange = templateExchange else { return }
+        let startNs = Clock.monotonicNanoseconds
+        defer { lastTemplatePublishCostNs = Clock.monotonicNanoseconds &- startNs }
         let generation = decoder.templateGeneration
         // Sized before it is written: a cache beyond the exchange is not serialised at every change.
         let size = decoder.templateSnapshotSize
