@@ -380,7 +380,7 @@ struct StoringTransport: MessageTransport {
     while i < options.kafkaMessages {
         while producer.queueDepth > 50_000 {
             fullQueueWaits += 1
-            _ = producer.flush(timeoutMs: 1)
+            _ = producer.poll(timeoutMs: 1)  // not flush: that would send at once rather than after linger.ms
         }
         for _ in 0..<min(64, options.kafkaMessages - i) {
             payloads[i % payloads.count].withUnsafeBytes { producer.send($0, key: empty, records: 1) }

@@ -281,10 +281,10 @@ public final class KafkaProducer {
     /// The topic's partition count from metadata; 0 while unknown (then librdkafka partitions).
     public var partitionCount: Int32 { partitions.count }
 
-    /// Serves delivery reports, errors and logs that are ready, without waiting. Call once per loop turn.
-    /// Returns the number of events served.
+    /// Serves delivery reports, errors and logs that are ready, waiting up to `timeoutMs` for the first
+    /// (the worker never waits: it calls this once per loop turn). Returns the number of events served.
     @discardableResult
-    public func poll() -> Int { serveEvents(timeoutMs: 0) }
+    public func poll(timeoutMs: Int32 = 0) -> Int { serveEvents(timeoutMs: timeoutMs) }
 
     /// Serves the main queue: delivery reports, errors and logs. rd_kafka_queue_poll returns errors and
     /// logs as events too (whatever the enabled set), so they go to the same handlers as the callbacks
