@@ -104,9 +104,10 @@ def run_step(spec: CollectorSpec, rate: int, exporters: int, flows: int, args, g
             # Its records are markers (counted apart, outside the CPU window).
             ports = ["--source-port-base", str(WARMUP_PORT_BASE)]
             warm = IpfixGen(gen, args.port, exporters, min(rate, 50_000), exporters, seed=args.seed,
+                            template_refresh=args.template_refresh,
                             extra=["--src-net", str(TAIL_NET), "--records-per-datagram", "1", *ports]).start()
             result.warmup_sent = int(warm.wait(timeout=600)["flows"])
-            extra += ports
+            extra += [*ports, "--templates-known"]  # refreshes then come spread out, as in a steady state
             quiet_since = time.monotonic()
             while time.monotonic() - quiet_since < 1.0:  # until the collector has settled for a second
                 before = tree_cpu_seconds(root)
@@ -117,7 +118,8 @@ def run_step(spec: CollectorSpec, rate: int, exporters: int, flows: int, args, g
         cpu0, broker0, busy0, snmp0 = tree_cpu_seconds(root), tree_cpu_seconds(broker.pid), host_busy_seconds(), udp_snmp()
         cg0 = cgroup.usage_seconds()
         t0 = time.monotonic()
-        generator = IpfixGen(gen, args.port, flows, rate, exporters, args.seed, extra=extra).start()
+        generator = IpfixGen(gen, args.port, flows, rate, exporters, args.seed, template_refresh=args.template_refresh,
+                             extra=extra).start()
         peak = 0.0
 
         def sample_pss():

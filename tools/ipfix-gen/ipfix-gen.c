@@ -69,6 +69,7 @@ struct options {
     int max_datagram;
     int records_per_datagram; /* 0 = as many as fit in max_datagram */
     double template_refresh;
+    bool templates_known;
     uint32_t domain_base;
     int source_port_base;   /* 0 = kernel-chosen ports */
     int sndbuf;
@@ -257,6 +258,9 @@ static void usage(FILE *out) {
         "  --max-datagram BYTES    IPFIX message size limit (default 1400)\n"
         "  --records-per-datagram N  at most N data records per message; 0 = as many as fit (default 0)\n"
         "  --template-refresh SEC  resend templates per exporter this often (default 5)\n"
+        "  --templates-known       the collector already has the templates (an earlier run from the same\n"
+        "                          --source-port-base sent them): no template before the first data set;\n"
+        "                          exporters' refreshes are spread evenly over the refresh period\n"
         "  --domain-base D         observation domain of exporter k is D+k (default 1)\n"
         "  --source ADDR           local address to send from (default: any)\n"
         "  --source-port-base P    exporter k sends from port P+k (default: kernel-chosen)\n"
@@ -271,7 +275,7 @@ static int parse_options(int argc, char **argv, struct options *o) {
         {"flows", required_argument, 0, 'n'}, {"exporters", required_argument, 0, 'e'},
         {"v6-ratio", required_argument, 0, '6'}, {"seed", required_argument, 0, 's'},
         {"burst", required_argument, 0, 'b'}, {"max-datagram", required_argument, 0, 'm'},
-        {"template-refresh", required_argument, 0, 't'}, {"domain-base", required_argument, 0, 'D'},
+        {"template-refresh", required_argument, 0, 't'}, {"templates-known", no_argument, 0, 'K'}, {"domain-base", required_argument, 0, 'D'},
         {"source", required_argument, 0, 'S'}, {"source-port-base", required_argument, 0, 'P'},
         {"sndbuf", required_argument, 0, 'B'}, {"src-net", required_argument, 0, 'N'},
         {"records-per-datagram", required_argument, 0, 'R'},
@@ -294,6 +298,7 @@ static int parse_options(int argc, char **argv, struct options *o) {
         case 'b': o->burst = (int)strtol(optarg, &end, 10); break;
         case 'm': o->max_datagram = (int)strtol(optarg, &end, 10); break;
         case 't': o->template_refresh = strtod(optarg, &end); break;
+        case 'K': o->templates_known = true; break;
         case 'D': o->domain_base = (uint32_t)strtoul(optarg, &end, 10); break;
         case 'S': o->source = optarg; break;
         case 'P': o->source_port_base = (int)strtol(optarg, &end, 10); break;
@@ -460,6 +465,9 @@ int main(int argc, char **argv) {
     const uint64_t base_ms = wall_ms();
     const int64_t refresh_ns = (int64_t)(o.template_refresh * 1e9);
     const int64_t start_ns = now_ns();
+    if (o.templates_known)  /* steady state: exporter k refreshed k/exporters of a period ago */
+        for (int k = 0; k < o.exporters; k++)
+            ex[k].last_template_ns = start_ns - (int64_t)((double)refresh_ns * k / o.exporters);
     uint64_t next_flow = 0;
     int turn = 0;
 
