@@ -43,6 +43,26 @@ import Glibc
         #expect(Set(received) == Set((0..<count).map(Self.payload)))
     }
 
+    /// `flush` must send what `linger.ms` would still hold back: with a minute of lingering, the messages
+    /// are delivered within seconds, not purged at the flush timeout (a stop would lose them).
+    @Test func flushSendsWhatLingerWouldStillHold() throws {
+        let broker = TestBroker(port: 39_420)
+        try broker.start()
+        defer { broker.stop() }
+        let topic = Self.uniqueTopic()
+        let count = 200
+        let producer = try KafkaProducer(properties: [("bootstrap.servers", broker.bootstrap), ("linger.ms", "60000")],
+                                         topic: topic)
+        for index in 0..<count { #expect(producer.produce(Self.payload(index)) == .queued) }
+        let start = Date()
+        #expect(producer.flush(timeoutMs: 15_000) == 0)
+        #expect(Date().timeIntervalSince(start) < 10)
+        #expect(producer.counters.delivered == UInt64(count) && producer.counters.failed == 0)
+        let received = try broker.consume(topic: topic, expected: count)
+        let allArrived = received.count == count && Set(received) == Set((0..<count).map(Self.payload))
+        #expect(allArrived, "\(received.count) of \(count) messages read back")
+    }
+
     @Test func sinkOutputGoesThroughTheProducerUnchanged() throws {
         let broker = TestBroker(port: 39_412)
         try broker.start()

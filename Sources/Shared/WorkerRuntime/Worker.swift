@@ -276,7 +276,7 @@ public final class Worker {
             }
             // Every second; with thousands of sessions the walk costs milliseconds, and then it waits at
             // least 1,000 times what it took (≤ 0.1 % of the worker; 10,000 exporters: every few seconds).
-            if nowNs &- lastExportersPublishNs > max(1_000_000_000, lastExportersPublishCostNs &* 1_000) {
+            if nowNs &- lastExportersPublishNs > max(1_000_000_000, lastExportersPublishCostNs &* Self.exportersPublishCostFactor) {
                 publishExporters()
                 lastExportersPublishNs = nowNs
             }
@@ -397,6 +397,7 @@ public final class Worker {
         max(spreadsSessions ? 5_000_000 : 100_000_000, lastTemplatePublishCostNs &* Self.templatePublishCostFactor)
     }
     static let templatePublishCostFactor: UInt64 = 100
+    static let exportersPublishCostFactor: UInt64 = 1_000
 
     /// Imports what other nodes published (slot 0 reads the topic; its siblings find those templates in
     /// its exchange), and publishes, at most every second, what this worker's exporters taught it.
